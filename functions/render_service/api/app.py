@@ -1,0 +1,251 @@
+"""The HTTP API: routes, auth and error mapping. Routes stay thin; `logic/renders.py` does the work."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+
+from render_service import errors
+from render_service.logic import renders, pricing
+from render_service.models import api
+from render_service.models.jobs import RenderStatus
+from render_service.models.timeline import RenderRequest
+
+logger = Logger(child=True)
+
+MAX_BODY_BYTES = 256 * 1024
+
+STATUS_BY_ERROR: dict[type[errors.ServiceError], HTTPStatus] = {
+    errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
+    errors.RenderNotFound: HTTPStatus.NOT_FOUND,
+    errors.InvalidRequest: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
+    errors.InsufficientCredits: HTTPStatus.PAYMENT_REQUIRED,
+    errors.RenderAlreadyFinished: HTTPStatus.CONFLICT,
+    errors.RenderNotComplete: HTTPStatus.CONFLICT,
+    errors.OutputGone: HTTPStatus.GONE,
+    errors.IdempotencyConflict: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.SubmissionFailed: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type", "Idempotency-Key"], max_age=600),
+)
+app.enable_swagger(
+    path="/docs",
+    title="Render service",
+    version="1.0.0",
+    description="Render videos from timelines (ffmpeg) in the background; poll or listen for completion.",
+)
+
+ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,80}$", description="The render id returned by POST /renders.")]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": code.phrase, "content": {"application/json": {"schema": api.ErrorResponse.model_json_schema()}}}
+    for code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY)
+}  # type: ignore[misc]
+
+
+def _error(status: HTTPStatus, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
+    body = api.ErrorResponse(error=api.ErrorDetail(code=code, message=message, details=details))
+    return Response(
+        status_code=status.value,
+        content_type="application/json",
+        body=body.model_dump_json(),
+        headers=headers or {},
+    )
+
+
+def user_id() -> str:
+    """The caller: Cognito's `sub` claim, put there by the API Gateway authorizer (or the local server)."""
+    context = app.current_event.request_context
+    claims = (context.authorizer.claims if context.authorizer else None) or {}
+    sub = claims.get("sub")
+    if not sub:
+        raise errors.Unauthorized("missing or invalid Authorization")
+    return str(sub)
+
+
+PUBLIC_ROUTES = frozenset({("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("OPTIONS", "*")})
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Refuses oversize and unauthenticated requests before body validation, then resolves the route.
+
+    Deployed, API Gateway's Cognito authorizer and its 10 MB cap act first; this is the same rule
+    for the local server and a second line of defence.
+    """
+    method, path = event.get("httpMethod", ""), event.get("path", "")
+    body = event.get("body") or ""
+    refusal: Response[Any] | None = None
+    if len(body) > MAX_BODY_BYTES:
+        refusal = _error(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            errors.PayloadTooLarge.code,
+            f"body: must be at most {MAX_BODY_BYTES} bytes",
+        )
+    elif (method, path) not in PUBLIC_ROUTES and method != "OPTIONS":
+        claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
+        if not claims.get("sub"):
+            refusal = _error(HTTPStatus.UNAUTHORIZED, errors.Unauthorized.code, "Authorization: missing or invalid")
+    if refusal is not None:
+        return {
+            "statusCode": refusal.status_code,
+            "headers": {"Content-Type": "application/json", **{k: str(v) for k, v in refusal.headers.items()}},
+            "body": refusal.body,
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+@app.exception_handler(errors.ServiceError)
+def _service_error(exc: errors.ServiceError) -> Response[Any]:
+    status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), HTTPStatus.INTERNAL_SERVER_ERROR)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
+    if status >= 500:
+        logger.error("service error", extra={"code": exc.code, "error": exc.message})
+    return _error(status, exc.code, exc.message, exc.details, headers)
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid(exc: RequestValidationError) -> Response[Any]:
+    problems = [
+        {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",)), "rule": e.get("msg", ""), "type": e.get("type")}
+        for e in exc.errors()
+    ]
+    first = problems[0] if problems else {"field": "body", "rule": "is invalid"}
+    return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", f"{first['field']}: {first['rule']}", problems)
+
+
+@app.exception_handler(IdempotencyValidationError)
+def _idempotency_mismatch(exc: IdempotencyValidationError) -> Response[Any]:
+    return _error(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        errors.IdempotencyConflict.code,
+        "Idempotency-Key: was already used with a different body",
+    )
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def _idempotency_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
+    return _error(
+        HTTPStatus.CONFLICT, "IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is still in progress", headers={"Retry-After": "1"}
+    )
+
+
+@app.exception_handler(json.JSONDecodeError)
+def _bad_json(exc: json.JSONDecodeError) -> Response[Any]:
+    return _error(HTTPStatus.BAD_REQUEST, "INVALID_JSON", f"body: is not valid JSON ({exc.msg})")
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response[Any]:
+    # Still the one error shape, and nothing internal in it; the log has the traceback.
+    logger.exception("unhandled error")
+    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "INTERNAL", "an unexpected error occurred; it has been logged")
+
+
+@app.not_found
+def _no_route(exc: Exception) -> Response[Any]:
+    return _error(HTTPStatus.NOT_FOUND, "NOT_FOUND", f"no route {app.current_event.http_method} {app.current_event.path}")
+
+
+# --- routes ----------------------------------------------------------------------------
+
+
+@app.get("/health", tags=["ops"])
+def health() -> api.Health:
+    return api.Health()
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(200, "application/json", app.get_openapi_json_schema(title="Render service", version="1.0.0"))
+
+
+@app.post("/renders", tags=["renders"], responses={202: {"description": "Accepted"}, **ERRORS})
+def create_render(request: RenderRequest) -> Response[api.RenderCreated]:
+    key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 128:
+        raise errors.InvalidRequest("Idempotency-Key: must be 1 to 128 characters")
+    created = renders.submit(user_id(), request, key)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED,
+        content_type="application/json",
+        body=created,
+        headers={"Location": f"/renders/{created.renderId}"},
+    )
+
+
+@app.post("/renders/estimate", tags=["renders"])
+def estimate_render(request: RenderRequest) -> api.Estimate:
+    caller = user_id()
+    settings = renders.services().settings
+    pricing.check(request, caller, settings)
+    return pricing.estimate(request, settings)
+
+
+@app.get("/renders", tags=["renders"], responses=ERRORS)
+def list_renders(
+    subjectType: Annotated[str | None, Query(pattern=r"^(movie|generation|clip)$")] = None,
+    subjectId: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[RenderStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> api.RenderPage:
+    caller = user_id()
+    if bool(subjectType) != bool(subjectId):
+        raise errors.InvalidRequest("subjectType and subjectId: give both or neither")
+    return renders.list_renders(
+        caller, subject_type=subjectType, subject_id=subjectId, status=status, limit=limit, cursor=cursor
+    )
+
+
+@app.post("/renders/cancel", tags=["renders"])
+def cancel_subject(body: api.CancelBySubject) -> api.CancelledRenders:
+    return renders.cancel_subject(user_id(), body.subject)
+
+
+@app.get("/renders/<renderId>", tags=["renders"], responses=ERRORS)
+def get_render(renderId: ID) -> api.RenderView:
+    return renders.get(user_id(), renderId)
+
+
+@app.delete("/renders/<renderId>", tags=["renders"])
+def delete_render_output(renderId: ID) -> api.RenderView:
+    return renders.delete_output(user_id(), renderId)
+
+
+@app.post("/renders/<renderId>/cancel", tags=["renders"])
+def cancel_render(renderId: ID) -> api.RenderView:
+    return renders.cancel(user_id(), renderId)
+
+
+@app.post("/renders/<renderId>/download-url", tags=["renders"])
+def create_download_url(renderId: ID, body: api.DownloadUrlRequest | None = None) -> api.DownloadUrl:
+    caller = user_id()
+    return renders.download_url(caller, renderId, (body or api.DownloadUrlRequest()).expiresInSeconds)
+
+
+@app.get("/quota", tags=["account"])
+def get_quota() -> api.QuotaView:
+    return renders.quota(user_id())
+
+
+@app.post("/uploads", tags=["account"])
+def create_upload(body: api.UploadRequest) -> api.UploadTicket:
+    return renders.create_upload(user_id(), body)

@@ -1,0 +1,383 @@
+"""Render jobs and their chunks in DynamoDB."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from render_service.data import items as it
+from render_service.errors import InvalidRequest, RenderAlreadyFinished, RenderNotFound
+from render_service.models.jobs import (
+    ACTIVE,
+    Chunk,
+    ChunkStatus,
+    OutputObject,
+    Phase,
+    RenderError,
+    RenderJob,
+    RenderStatus,
+    utcnow,
+)
+from render_service.models.timeline import RenderRequest
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="milliseconds") if value else None
+
+
+def sort_key(job: RenderJob) -> str:
+    return f"{_iso(job.created_at)}#{job.render_id}"
+
+
+def job_to_item(job: RenderJob) -> dict[str, Any]:
+    subject = job.request.subject
+    item: dict[str, Any] = {
+        "PK": it.render_pk(job.render_id),
+        "SK": it.RENDER_SK,
+        "type": "render",
+        "renderId": job.render_id,
+        "userId": job.user_id,
+        "status": job.status.value,
+        "phase": job.phase.value,
+        "progress": job.progress,
+        "engine": job.engine,
+        "request": job.request.model_dump_json(exclude_none=True),
+        "cost": job.cost,
+        "attempts": job.attempts,
+        "slot": job.slot.value,
+        "refunded": job.refunded,
+        "createdAt": _iso(job.created_at),
+        "updatedAt": _iso(job.updated_at),
+        "startedAt": _iso(job.started_at),
+        "completedAt": _iso(job.completed_at),
+        "output": job.output.model_dump() if job.output else None,
+        "error": job.error.model_dump() if job.error else None,
+        "executionArn": job.execution_arn,
+        "GSI1PK": it.user_history_pk(job.user_id),
+        "GSI1SK": sort_key(job),
+    }
+    if subject:
+        item |= {"subjectKey": subject.key, "GSI2PK": it.subject_pk(job.user_id, subject.key), "GSI2SK": sort_key(job)}
+    if job.status in ACTIVE:
+        item |= {"GSI3PK": it.ACTIVE_PARTITION, "GSI3SK": sort_key(job)}
+    return item
+
+
+def item_to_job(raw: dict[str, Any]) -> RenderJob:
+    item = it.deserialize(raw)
+    return RenderJob(
+        render_id=item["renderId"],
+        user_id=item["userId"],
+        status=item["status"],
+        phase=item.get("phase", Phase.queued),
+        progress=item.get("progress", 0),
+        request=RenderRequest.model_validate_json(item["request"]),
+        cost=item.get("cost", 0),
+        attempts=item.get("attempts", 0),
+        slot=item.get("slot", "waiting"),
+        refunded=item.get("refunded", False),
+        created_at=item["createdAt"],
+        updated_at=item.get("updatedAt", item["createdAt"]),
+        started_at=item.get("startedAt"),
+        completed_at=item.get("completedAt"),
+        output=OutputObject.model_validate(item["output"]) if item.get("output") else None,
+        error=RenderError.model_validate(item["error"]) if item.get("error") else None,
+        execution_arn=item.get("executionArn"),
+    )
+
+
+def _encode_cursor(last_key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(it.deserialize(last_key)).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, partition_attr: str, partition: str) -> dict[str, Any]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidRequest("cursor: is not a cursor this API returned") from exc
+    # A cursor is only honoured inside the partition it came from, so it can't reach another user's data.
+    if not isinstance(decoded, dict) or decoded.get(partition_attr) != partition:
+        raise InvalidRequest("cursor: is not a cursor this API returned")
+    return it.serialize({k: str(v) for k, v in decoded.items()})
+
+
+class RenderRepository:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def get(self, render_id: str, *, consistent: bool = True) -> RenderJob | None:
+        response = self._db.get_item(
+            TableName=self._table, Key=it.key(it.render_pk(render_id), it.RENDER_SK), ConsistentRead=consistent
+        )
+        return item_to_job(response["Item"]) if "Item" in response else None
+
+    def get_owned(self, render_id: str, user_id: str) -> RenderJob:
+        """The job, if it belongs to the user; another user's render is indistinguishable from none."""
+        job = self.get(render_id)
+        if job is None or job.user_id != user_id:
+            raise RenderNotFound(f"render {render_id} was not found")
+        return job
+
+    def require(self, render_id: str) -> RenderJob:
+        job = self.get(render_id)
+        if job is None:
+            raise RenderNotFound(f"render {render_id} was not found")
+        return job
+
+    def start_rendering(self, render_id: str) -> RenderJob:
+        """queued -> rendering; a repeated call (a retried StartRender) leaves it as it is."""
+        now = _iso(utcnow())
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=it.key(it.render_pk(render_id), it.RENDER_SK),
+                UpdateExpression=(
+                    "SET #status = :rendering, #phase = :preparing, startedAt = if_not_exists(startedAt, :now), "
+                    "updatedAt = :now ADD attempts :one"
+                ),
+                ConditionExpression="#status IN (:queued, :rendering)",
+                ExpressionAttributeNames={"#status": "status", "#phase": "phase"},
+                ExpressionAttributeValues={
+                    ":rendering": {"S": RenderStatus.rendering},
+                    ":queued": {"S": RenderStatus.queued},
+                    ":preparing": {"S": Phase.preparing},
+                    ":now": {"S": now},
+                    ":one": {"N": "1"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as exc:
+            raise RenderAlreadyFinished(f"render {render_id} has already finished") from exc
+        return item_to_job(response["Attributes"])
+
+    def record_progress(self, render_id: str, progress: int, phase: Phase) -> None:
+        """Progress only moves forward: a late or repeated poll can never lower it."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=it.key(it.render_pk(render_id), it.RENDER_SK),
+                UpdateExpression="SET progress = :p, #phase = :phase, updatedAt = :now",
+                ConditionExpression="#status = :rendering AND progress <= :p",
+                ExpressionAttributeNames={"#status": "status", "#phase": "phase"},
+                ExpressionAttributeValues={
+                    ":p": {"N": str(progress)},
+                    ":phase": {"S": phase},
+                    ":rendering": {"S": RenderStatus.rendering},
+                    ":now": {"S": _iso(utcnow()) or ""},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            pass  # behind the stored figure, or no longer rendering: nothing to record
+
+    def set_output_deleted(self, render_id: str) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key=it.key(it.render_pk(render_id), it.RENDER_SK),
+            UpdateExpression="SET #output.deleted = :true, updatedAt = :now",
+            ConditionExpression="attribute_exists(#output)",
+            ExpressionAttributeNames={"#output": "output"},
+            ExpressionAttributeValues={":true": {"BOOL": True}, ":now": {"S": _iso(utcnow()) or ""}},
+        )
+
+    def list_for_user(
+        self,
+        user_id: str,
+        *,
+        subject_key: str | None = None,
+        status: RenderStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[RenderJob], str | None]:
+        """Newest first. With a status filter a page may hold fewer than `limit` renders; follow the cursor."""
+        if subject_key:
+            index, pk_attr, partition = "GSI2", "GSI2PK", it.subject_pk(user_id, subject_key)
+        else:
+            index, pk_attr, partition = "GSI1", "GSI1PK", it.user_history_pk(user_id)
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": pk_attr},
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if status:
+            query["FilterExpression"] = "#status = :status"
+            query["ExpressionAttributeNames"]["#status"] = "status"
+            query["ExpressionAttributeValues"][":status"] = {"S": status.value}
+        if cursor:
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, pk_attr, partition)
+        response = self._db.query(**query)
+        jobs = [item_to_job(raw) for raw in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return jobs, (_encode_cursor(last) if last else None)
+
+    def active_for_subject(self, user_id: str, subject_key: str) -> list[RenderJob]:
+        jobs: list[RenderJob] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = self.list_for_user(user_id, subject_key=subject_key, limit=100, cursor=cursor)
+            jobs.extend(job for job in page if job.status in ACTIVE)
+            if not cursor:
+                return jobs
+
+    def waiting_before(self, job: RenderJob) -> int:
+        """How many of the user's renders were admitted earlier and still wait for a slot (FIFO per user)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "GSI1",
+            "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :sk",
+            "FilterExpression": "#slot = :waiting AND #status = :queued",
+            "ExpressionAttributeNames": {"#slot": "slot", "#status": "status"},
+            "ExpressionAttributeValues": {
+                ":pk": {"S": it.user_history_pk(job.user_id)},
+                ":sk": {"S": sort_key(job)},
+                ":waiting": {"S": "waiting"},
+                ":queued": {"S": RenderStatus.queued},
+            },
+            "Select": "COUNT",
+        }
+        count = 0
+        while True:
+            response = self._db.query(**kwargs)
+            count += response.get("Count", 0)
+            if "LastEvaluatedKey" not in response:
+                return count
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # --- chunks ----------------------------------------------------------------------
+
+    def put_chunks(self, chunks: list[Chunk]) -> None:
+        """Writes each chunk once; a retried StartRender keeps the chunks (and progress) it already has."""
+        for chunk in chunks:
+            try:
+                self._db.put_item(
+                    TableName=self._table,
+                    Item=it.serialize(
+                        {
+                            "PK": it.render_pk(chunk.render_id),
+                            "SK": it.chunk_sk(chunk.index),
+                            "type": "chunk",
+                            "index": chunk.index,
+                            "frames": chunk.frames,
+                            "spec": chunk.spec,
+                            "status": chunk.status.value,
+                            "attempts": 0,
+                            "framesDone": 0,
+                        }
+                    ),
+                    ConditionExpression="attribute_not_exists(PK)",
+                )
+            except self._db.exceptions.ConditionalCheckFailedException:
+                continue
+
+    def list_chunks(self, render_id: str) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :chunk)",
+            "ExpressionAttributeValues": {":pk": {"S": it.render_pk(render_id)}, ":chunk": {"S": "CHUNK#"}},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._db.query(**kwargs)
+            for raw in response.get("Items", []):
+                item = it.deserialize(raw)
+                chunks.append(
+                    Chunk(
+                        render_id=render_id,
+                        index=item["index"],
+                        frames=item["frames"],
+                        spec=item["spec"],
+                        status=item["status"],
+                        attempts=item.get("attempts", 0),
+                        frames_done=item.get("framesDone", 0),
+                        key=item.get("key"),
+                        error=item.get("error"),
+                        heartbeat_at=item.get("heartbeatAt"),
+                    )
+                )
+            if "LastEvaluatedKey" not in response:
+                return sorted(chunks, key=lambda c: c.index)
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _update_chunk(self, render_id: str, index: int, expression: str, condition: str, values: dict[str, Any]) -> bool:
+        names = {f"#{name}": name for name in ("status", "key", "error") if f"#{name}" in expression + condition}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=it.key(it.render_pk(render_id), it.chunk_sk(index)),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={k: it.serialize_value(v) for k, v in values.items()},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def dispatch_chunk(self, render_id: str, index: int, attempt: int) -> bool:
+        """Claims attempt number `attempt` for a chunk; False if another poll already moved it on."""
+        return self._update_chunk(
+            render_id,
+            index,
+            "SET #status = :running, attempts = :attempt, framesDone = :zero, heartbeatAt = :now REMOVE #error",
+            "attempts = :previous AND #status <> :done",
+            {
+                ":running": ChunkStatus.running.value,
+                ":attempt": attempt,
+                ":previous": attempt - 1,
+                ":zero": 0,
+                ":now": _iso(utcnow()),
+                ":done": ChunkStatus.done.value,
+            },
+        )
+
+    def chunk_progress(self, render_id: str, index: int, attempt: int, frames_done: int) -> bool:
+        """Heartbeat plus frames done; False once this attempt has been superseded."""
+        return self._update_chunk(
+            render_id,
+            index,
+            "SET framesDone = :frames, heartbeatAt = :now",
+            "attempts = :attempt AND #status = :running",
+            {":frames": frames_done, ":now": _iso(utcnow()), ":attempt": attempt, ":running": ChunkStatus.running.value},
+        )
+
+    def chunk_done(self, render_id: str, index: int, attempt: int, key: str, frames: int) -> bool:
+        return self._update_chunk(
+            render_id,
+            index,
+            "SET #status = :done, #key = :key, framesDone = :frames, heartbeatAt = :now",
+            "attempts = :attempt AND #status = :running",
+            {
+                ":done": ChunkStatus.done.value,
+                ":key": key,
+                ":frames": frames,
+                ":now": _iso(utcnow()),
+                ":attempt": attempt,
+                ":running": ChunkStatus.running.value,
+            },
+        )
+
+    def chunk_failed(self, render_id: str, index: int, attempt: int, error: str) -> bool:
+        return self._update_chunk(
+            render_id,
+            index,
+            "SET #status = :failed, #error = :error, heartbeatAt = :now",
+            "attempts = :attempt AND #status = :running",
+            {
+                ":failed": ChunkStatus.failed.value,
+                ":error": error[:1000],
+                ":now": _iso(utcnow()),
+                ":attempt": attempt,
+                ":running": ChunkStatus.running.value,
+            },
+        )

@@ -1,0 +1,127 @@
+"""Domain errors.
+
+The API maps each class to one status code (see `api/errors.py`). Step Functions
+Retry and Catch match on these class names, because Lambda reports the raised
+class name as the error type, so renaming a class is a workflow change too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """Base for every error the service expects and explains."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+# --- refusals at the API --------------------------------------------------------------
+
+
+class Unauthorized(ServiceError):
+    code = "UNAUTHORIZED"
+
+
+class RenderNotFound(ServiceError):
+    code = "NOT_FOUND"
+
+
+class InvalidRequest(ServiceError):
+    code = "INVALID_REQUEST"
+
+
+class PayloadTooLarge(ServiceError):
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class RateLimited(ServiceError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class TooManyQueued(RateLimited):
+    code = "TOO_MANY_QUEUED"
+
+
+class InsufficientCredits(ServiceError):
+    code = "INSUFFICIENT_CREDITS"
+
+
+class RenderAlreadyFinished(ServiceError):
+    """A transition was refused because the render already reached a terminal state."""
+
+    code = "RENDER_ALREADY_FINISHED"
+
+
+class RenderNotComplete(ServiceError):
+    code = "RENDER_NOT_COMPLETE"
+
+
+class OutputGone(ServiceError):
+    code = "OUTPUT_GONE"
+
+
+class IdempotencyConflict(ServiceError):
+    code = "IDEMPOTENCY_CONFLICT"
+
+
+class SubmissionFailed(ServiceError):
+    """The workflow could not be started; the admission was rolled back."""
+
+    code = "SUBMISSION_FAILED"
+
+
+# --- failures inside a render (they become the job's `error.code`) --------------------
+
+
+class RenderFailure(ServiceError):
+    """A render cannot succeed; retrying the same input would fail the same way."""
+
+    code = "RENDER_FAILED"
+
+
+class SourceNotAllowed(RenderFailure):
+    code = "SOURCE_NOT_ALLOWED"
+
+
+class SourceUnavailable(RenderFailure):
+    code = "SOURCE_UNAVAILABLE"
+
+
+class SourceInvalid(RenderFailure):
+    code = "SOURCE_INVALID"
+
+
+class SourceTooLarge(RenderFailure):
+    code = "SOURCE_TOO_LARGE"
+
+
+class RenderTooLong(RenderFailure):
+    code = "RENDER_TOO_LONG"
+
+
+class EncodeFailed(RenderFailure):
+    code = "ENCODE_FAILED"
+
+
+class EncodeTimedOut(RenderFailure):
+    code = "ENCODE_TIMED_OUT"
+
+
+class ChunkFailed(RenderFailure):
+    """A chunk used up its attempts."""
+
+    code = "CHUNK_FAILED"
+
+
+class RenderNotReady(Exception):
+    """Transient: the state the step needs is not there yet; Step Functions retries it."""

@@ -1,0 +1,310 @@
+"""What the API does with renders. Routes call these; these call the data layer and AWS."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from botocore.exceptions import ClientError
+
+from render_service import clients, storage
+from render_service.data.accounting import Accounting, Limits
+from render_service.data.renders import RenderRepository
+from render_service.errors import (
+    OutputGone,
+    RenderAlreadyFinished,
+    RenderNotComplete,
+    SubmissionFailed,
+)
+from render_service.logic import pricing
+from render_service.models import api
+from render_service.models.jobs import TERMINAL, RenderError, RenderJob, RenderStatus, SlotState
+from render_service.models.timeline import RenderRequest, Subject
+from render_service.notify import DetailType, EventPublisher
+from render_service.settings import Settings, get_settings
+
+logger = Logger(child=True)
+
+IDEMPOTENCY = IdempotencyConfig(
+    # The key is per user: two users may pick the same Idempotency-Key.
+    event_key_jmespath="[userId, idempotencyKey]",
+    # The same key with another body is a client bug, refused rather than answered from the cache.
+    payload_validation_jmespath="body",
+    expires_after_seconds=24 * 3600,
+    raise_on_no_idempotency_key=True,
+)
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    renders: RenderRepository
+    accounting: Accounting
+    events: EventPublisher
+
+
+@cache
+def services() -> Services:
+    settings = get_settings()
+    db = clients.dynamodb()
+    return Services(
+        settings=settings,
+        renders=RenderRepository(db, settings.table_name),
+        accounting=Accounting(db, settings.table_name, limits(settings)),
+        events=EventPublisher(clients.events(), settings.event_bus_name),
+    )
+
+
+def limits(settings: Settings) -> Limits:
+    return Limits(
+        rate_limit=settings.rate_limit_renders,
+        window_seconds=settings.rate_limit_window_seconds,
+        max_active=settings.max_active_renders,
+        max_queued=settings.max_queued_renders,
+        initial_credits=settings.initial_credits,
+        credits_enabled=settings.credits_enabled,
+    )
+
+
+def event_detail(job: RenderJob, **extra: Any) -> dict[str, Any]:
+    subject = job.request.subject
+    return {
+        "renderId": job.render_id,
+        "userId": job.user_id,
+        "status": job.status.value,
+        "engine": job.engine,
+        "subject": subject.model_dump(mode="json") if subject else None,
+        **extra,
+    }
+
+
+# --- submit ----------------------------------------------------------------------------
+
+
+def submit(user_id: str, request: RenderRequest, idempotency_key: str | None) -> api.RenderCreated:
+    if idempotency_key is None:
+        return _submit(user_id, request)
+    data = {"userId": user_id, "idempotencyKey": idempotency_key, "body": request.model_dump(mode="json")}
+    return api.RenderCreated.model_validate(_idempotent_submit()(data=data))
+
+
+@cache
+def _idempotent_submit() -> Any:
+    settings = get_settings()
+    store = DynamoDBPersistenceLayer(
+        table_name=settings.table_name,
+        key_attr="PK",
+        sort_key_attr="SK",
+        static_pk_value="IDEMPOTENCY#submit",
+        expiry_attr="expiresAt",
+        boto3_client=clients.dynamodb(),
+    )
+
+    def submit_once(data: dict[str, Any]) -> dict[str, Any]:
+        request = RenderRequest.model_validate(data["body"])
+        return _submit(data["userId"], request).model_dump()
+
+    return idempotent_function(data_keyword_argument="data", persistence_store=store, config=IDEMPOTENCY)(submit_once)
+
+
+def _submit(user_id: str, request: RenderRequest) -> api.RenderCreated:
+    svc = services()
+    pricing.check(request, user_id, svc.settings)
+    job = RenderJob(
+        render_id=str(uuid.uuid4()),
+        user_id=user_id,
+        request=request,
+        cost=pricing.cost(request, pricing.duration_bound(request), svc.settings),
+    )
+    svc.accounting.admit(job)
+    try:
+        clients.sfn().start_execution(
+            stateMachineArn=svc.settings.state_machine_arn,
+            name=job.render_id,  # ops find a render in the console by its id
+            input=json.dumps({"renderId": job.render_id, "userId": user_id}),
+        )
+    except ClientError as exc:
+        logger.exception("start_execution failed; rolling back the admission", extra={"render_id": job.render_id})
+        svc.accounting.rollback_admission(job)
+        raise SubmissionFailed("the render could not be started; nothing was charged, please retry") from exc
+    logger.info("render admitted", extra={"render_id": job.render_id, "cost": job.cost})
+    return api.RenderCreated(renderId=job.render_id, status=job.status.value, cost=job.cost)
+
+
+# --- read ------------------------------------------------------------------------------
+
+
+def to_view(job: RenderJob, *, queue_position: int | None = None) -> api.RenderView:
+    svc = services()
+    output = None
+    if job.output:
+        url = expires = None
+        if job.status == RenderStatus.complete and not job.output.deleted:
+            url, expires = storage.presign_get(
+                clients.s3(),
+                svc.settings.bucket_name,
+                job.output.key,
+                svc.settings.download_url_ttl_seconds,
+                filename=f"{job.render_id}.mp4",
+            )
+        output = api.OutputView(
+            url=url,
+            expiresAt=expires,
+            sizeBytes=job.output.size_bytes,
+            durationSeconds=job.output.duration_seconds,
+            width=job.output.width,
+            height=job.output.height,
+            deleted=job.output.deleted,
+        )
+    return api.RenderView(
+        renderId=job.render_id,
+        status=job.status.value,
+        phase=job.phase.value,
+        progress=job.progress,
+        engine=job.engine,
+        subject=job.request.subject,
+        queuePosition=queue_position,
+        cost=job.cost,
+        attempts=job.attempts,
+        createdAt=job.created_at,
+        updatedAt=job.updated_at,
+        startedAt=job.started_at,
+        completedAt=job.completed_at,
+        output=output,
+        error=api.ErrorView(code=job.error.code, message=job.error.message) if job.error else None,
+    )
+
+
+def get(user_id: str, render_id: str) -> api.RenderView:
+    svc = services()
+    job = svc.renders.get_owned(render_id, user_id)
+    position = None
+    if job.status == RenderStatus.queued and job.slot == SlotState.waiting:
+        position = svc.renders.waiting_before(job) + 1
+    return to_view(job, queue_position=position)
+
+
+def list_renders(
+    user_id: str,
+    *,
+    subject_type: str | None,
+    subject_id: str | None,
+    status: RenderStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> api.RenderPage:
+    subject_key = Subject(type=subject_type, id=subject_id).key if subject_type and subject_id else None  # type: ignore[arg-type]
+    jobs, next_cursor = services().renders.list_for_user(
+        user_id, subject_key=subject_key, status=status, limit=limit, cursor=cursor
+    )
+    return api.RenderPage(renders=[to_view(job) for job in jobs], nextCursor=next_cursor)
+
+
+# --- cancel ----------------------------------------------------------------------------
+
+
+def cancel(user_id: str, render_id: str) -> api.RenderView:
+    svc = services()
+    job = svc.renders.get_owned(render_id, user_id)
+    if job.status in TERMINAL:
+        raise RenderAlreadyFinished(f"render {render_id} is already {job.status}")
+    finished = svc.accounting.finish(
+        render_id, RenderStatus.cancelled, error=RenderError(code="CANCELLED", message="cancelled by the user")
+    )
+    _stop_execution(render_id)
+    svc.events.publish(DetailType.cancelled, [event_detail(finished)])
+    return to_view(finished)
+
+
+def _stop_execution(render_id: str) -> None:
+    arn = svc_execution_arn(render_id)
+    try:
+        clients.sfn().stop_execution(executionArn=arn, error="RenderCancelled", cause="cancelled by the user")
+    except ClientError as exc:
+        # The execution may already have ended; the job record is what counts.
+        logger.warning("stop_execution failed", extra={"render_id": render_id, "error": str(exc)})
+
+
+def svc_execution_arn(render_id: str) -> str:
+    machine = services().settings.state_machine_arn
+    return machine.replace(":stateMachine:", ":execution:") + f":{render_id}"
+
+
+def cancel_subject(user_id: str, subject: Subject) -> api.CancelledRenders:
+    cancelled: list[str] = []
+    for job in services().renders.active_for_subject(user_id, subject.key):
+        try:
+            cancel(user_id, job.render_id)
+        except RenderAlreadyFinished:
+            continue
+        cancelled.append(job.render_id)
+    return api.CancelledRenders(cancelled=cancelled)
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def _complete_output(user_id: str, render_id: str) -> tuple[RenderJob, str]:
+    svc = services()
+    job = svc.renders.get_owned(render_id, user_id)
+    if job.status != RenderStatus.complete or job.output is None:
+        raise RenderNotComplete(f"render {render_id} is {job.status}, not complete")
+    if job.output.deleted or not storage.exists(clients.s3(), svc.settings.bucket_name, job.output.key):
+        raise OutputGone(f"the output of render {render_id} has expired or been deleted")
+    return job, job.output.key
+
+
+def download_url(user_id: str, render_id: str, expires_in: int) -> api.DownloadUrl:
+    job, key = _complete_output(user_id, render_id)
+    url, expires = storage.presign_get(
+        clients.s3(), services().settings.bucket_name, key, expires_in, filename=f"{job.render_id}.mp4"
+    )
+    return api.DownloadUrl(url=url, expiresAt=expires)
+
+
+def delete_output(user_id: str, render_id: str) -> api.RenderView:
+    svc = services()
+    job, key = _complete_output(user_id, render_id)
+    clients.s3().delete_object(Bucket=svc.settings.bucket_name, Key=key)
+    svc.renders.set_output_deleted(render_id)
+    return to_view(svc.renders.require(render_id))
+
+
+# --- account ---------------------------------------------------------------------------
+
+
+def quota(user_id: str) -> api.QuotaView:
+    svc = services()
+    snap = svc.accounting.snapshot(user_id)
+    return api.QuotaView(
+        renders=api.RenderQuota(
+            limit=snap.limit, remaining=max(0, snap.limit - snap.used), resetAt=datetime.fromtimestamp(snap.reset_at, UTC)
+        ),
+        active=api.SlotQuota(limit=svc.settings.max_active_renders, count=snap.active),
+        queued=api.SlotQuota(limit=svc.settings.max_queued_renders, count=snap.queued),
+        credits=api.CreditQuota(balance=snap.balance, enabled=svc.settings.credits_enabled),
+    )
+
+
+def create_upload(user_id: str, request: api.UploadRequest) -> api.UploadTicket:
+    settings = services().settings
+    key = storage.input_key(user_id, uuid.uuid4().hex, request.filename)
+    url, expires = storage.presign_put(
+        clients.s3(), settings.bucket_name, key, request.contentType.value, request.sizeBytes, expires_in=900
+    )
+    return api.UploadTicket(
+        url=url,
+        headers={"Content-Type": request.contentType.value},
+        src=f"s3://{settings.bucket_name}/{key}",
+        expiresAt=expires,
+    )

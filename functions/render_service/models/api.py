@@ -1,0 +1,143 @@
+"""What the API returns (and the small request bodies besides `RenderRequest`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from render_service.models.timeline import Subject
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `RATE_LIMITED`.")
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class RenderCreated(BaseModel):
+    renderId: str
+    status: str
+    cost: int = Field(description="Credits reserved; anything not used is refunded when the render ends.")
+
+
+class OutputView(BaseModel):
+    url: str | None = Field(None, description="Presigned GET URL, fresh on every read; absent once deleted.")
+    expiresAt: datetime | None = None
+    sizeBytes: int
+    durationSeconds: float
+    width: int | None = None
+    height: int | None = None
+    deleted: bool = False
+
+
+class ErrorView(BaseModel):
+    code: str
+    message: str
+
+
+class RenderView(BaseModel):
+    renderId: str
+    status: str = Field(description="queued, rendering, complete, failed or cancelled; it only moves forward.")
+    phase: str
+    progress: int = Field(ge=0, le=100, description="0 to 100, never decreasing.")
+    engine: str
+    subject: Subject | None = None
+    queuePosition: int | None = Field(None, description="1 = next to start, while waiting for a free slot.")
+    cost: int
+    attempts: int
+    createdAt: datetime
+    updatedAt: datetime
+    startedAt: datetime | None = None
+    completedAt: datetime | None = None
+    output: OutputView | None = None
+    error: ErrorView | None = None
+
+
+class RenderPage(BaseModel):
+    renders: list[RenderView]
+    nextCursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last.")
+
+
+class DownloadUrlRequest(BaseModel):
+    expiresInSeconds: int = Field(3600, ge=60, le=604800)
+
+
+class DownloadUrl(BaseModel):
+    url: str
+    expiresAt: datetime
+
+
+class CancelBySubject(BaseModel):
+    subject: Subject
+
+
+class CancelledRenders(BaseModel):
+    cancelled: list[str]
+
+
+class Estimate(BaseModel):
+    durationSeconds: float = Field(description="Upper bound of the output length; clips without `duration` count fully.")
+    credits: int
+    estimatedRenderSeconds: int
+
+
+class UploadContentType(StrEnum):
+    mp4 = "video/mp4"
+    mov = "video/quicktime"
+    webm = "video/webm"
+    png = "image/png"
+    jpeg = "image/jpeg"
+    mp3 = "audio/mpeg"
+    m4a = "audio/mp4"
+    wav = "audio/wav"
+
+
+MAX_UPLOAD_BYTES = 2 * 1024**3
+
+
+class UploadRequest(BaseModel):
+    filename: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+    contentType: UploadContentType
+    sizeBytes: int = Field(gt=0, le=MAX_UPLOAD_BYTES)
+
+
+class UploadTicket(BaseModel):
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str]
+    src: str = Field(description="Use this as a scene's `src` once the upload has finished.")
+    expiresAt: datetime
+
+
+class RenderQuota(BaseModel):
+    limit: int
+    remaining: int
+    resetAt: datetime
+
+
+class SlotQuota(BaseModel):
+    limit: int
+    count: int
+
+
+class CreditQuota(BaseModel):
+    balance: int
+    enabled: bool
+
+
+class QuotaView(BaseModel):
+    renders: RenderQuota
+    active: SlotQuota
+    queued: SlotQuota
+    credits: CreditQuota
+
+
+class Health(BaseModel):
+    status: str = "ok"

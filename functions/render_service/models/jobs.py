@@ -1,0 +1,108 @@
+"""The render job as stored in DynamoDB (not the API response: see `models/api.py`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from render_service.models.timeline import RenderRequest, Subject
+
+
+class RenderStatus(StrEnum):
+    queued = "queued"
+    rendering = "rendering"
+    complete = "complete"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({RenderStatus.complete, RenderStatus.failed, RenderStatus.cancelled})
+ACTIVE = frozenset({RenderStatus.queued, RenderStatus.rendering})
+
+
+class SlotState(StrEnum):
+    """Where the render stands with the user's concurrency slots; each move is a conditional write."""
+
+    waiting = "waiting"  # counted in the user's queued renders
+    held = "held"  # counted in the user's active renders
+    released = "released"
+
+
+class Phase(StrEnum):
+    queued = "queued"
+    preparing = "preparing"
+    rendering = "rendering"
+    finalizing = "finalizing"
+    done = "done"
+
+
+class RenderError(BaseModel):
+    code: str
+    message: str
+
+
+class OutputObject(BaseModel):
+    key: str
+    size_bytes: int
+    duration_seconds: float
+    width: int | None = None
+    height: int | None = None
+    deleted: bool = False
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RenderJob(BaseModel):
+    render_id: str
+    user_id: str
+    status: RenderStatus = RenderStatus.queued
+    phase: Phase = Phase.queued
+    progress: int = Field(0, ge=0, le=100)
+    request: RenderRequest
+    cost: int = 0
+    attempts: int = 0
+    slot: SlotState = SlotState.waiting
+    refunded: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    output: OutputObject | None = None
+    error: RenderError | None = None
+    execution_arn: str | None = None
+
+    @property
+    def subject(self) -> Subject | None:
+        return self.request.subject
+
+    @property
+    def engine(self) -> str:
+        return self.request.engine
+
+
+class ChunkStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class Chunk(BaseModel):
+    render_id: str
+    index: int
+    frames: int
+    spec: str  # the engine's ChunkSpec, as JSON
+    status: ChunkStatus = ChunkStatus.pending
+    attempts: int = 0
+    frames_done: int = 0
+    key: str | None = None
+    error: str | None = None
+    heartbeat_at: datetime | None = None

@@ -1,0 +1,53 @@
+"""Render lifecycle events on the EventBridge bus.
+
+`Source` and `DetailType` are a public contract: apps write rules against them.
+- source `render-service`
+- detail types `Render Started`, `Render Succeeded`, `Render Failed`, `Render Cancelled`
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+
+SOURCE = "render-service"
+_MAX_BATCH = 10  # PutEvents takes at most 10 entries
+
+
+class DetailType(StrEnum):
+    started = "Render Started"
+    succeeded = "Render Succeeded"
+    failed = "Render Failed"
+    cancelled = "Render Cancelled"
+
+
+class PublishFailed(Exception):
+    """EventBridge refused one or more entries."""
+
+
+class EventPublisher:
+    def __init__(self, client: EventBridgeClient, bus_name: str) -> None:
+        self._client = client
+        self._bus = bus_name
+
+    def publish(self, detail_type: DetailType, details: Sequence[dict[str, Any]]) -> None:
+        entries = [
+            {
+                "EventBusName": self._bus,
+                "Source": SOURCE,
+                "DetailType": detail_type.value,
+                "Detail": json.dumps(detail, default=str),
+                "Resources": [],
+            }
+            for detail in details
+        ]
+        for start in range(0, len(entries), _MAX_BATCH):
+            response = self._client.put_events(Entries=entries[start : start + _MAX_BATCH])  # type: ignore[arg-type]
+            if response.get("FailedEntryCount", 0):
+                failures = [e for e in response["Entries"] if "ErrorCode" in e]
+                raise PublishFailed(f"{len(failures)} event(s) refused: {failures[:3]}")

@@ -1,0 +1,87 @@
+"""One validated view of the environment, built on first use.
+
+Built lazily (not at import) so that tests and the local stack can set the
+environment first; `get_settings.cache_clear()` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    table_name: str = Field(validation_alias=_env("TABLE_NAME"))
+    bucket_name: str = Field(validation_alias=_env("BUCKET_NAME"))
+    event_bus_name: str = Field("default", validation_alias=_env("EVENT_BUS_NAME"))
+    state_machine_arn: str = Field("", validation_alias=_env("STATE_MACHINE_ARN"))
+    chunk_function_name: str = Field("", validation_alias=_env("CHUNK_FUNCTION_NAME"))
+
+    # Buckets a timeline may read `s3://` sources from; the service bucket is always allowed.
+    allowed_source_buckets: tuple[str, ...] = Field((), validation_alias=_env("ALLOWED_SOURCE_BUCKETS"))
+
+    rate_limit_renders: int = Field(5, ge=1, validation_alias=_env("RATE_LIMIT_RENDERS"))
+    rate_limit_window_seconds: int = Field(3600, ge=1, validation_alias=_env("RATE_LIMIT_WINDOW_SECONDS"))
+    max_active_renders: int = Field(3, ge=1, validation_alias=_env("MAX_ACTIVE_RENDERS"))
+    max_queued_renders: int = Field(10, ge=1, validation_alias=_env("MAX_QUEUED_RENDERS"))
+    initial_credits: int = Field(100, ge=0, validation_alias=_env("INITIAL_CREDITS"))
+    credits_enabled: bool = Field(True, validation_alias=_env("CREDITS_ENABLED"))
+    allow_high_resolution: bool = Field(False, validation_alias=_env("ALLOW_HIGH_RESOLUTION"))
+
+    # Step Functions Wait states read these through SecondsPath; the local stack shortens them.
+    poll_interval_seconds: int = Field(5, ge=1, validation_alias=_env("POLL_INTERVAL_SECONDS"))
+    slot_wait_seconds: int = Field(10, ge=1, validation_alias=_env("SLOT_WAIT_SECONDS"))
+    # A running chunk with no heartbeat for this long is presumed dead and dispatched again.
+    chunk_stall_seconds: int = Field(300, ge=5, validation_alias=_env("CHUNK_STALL_SECONDS"))
+    download_url_ttl_seconds: int = Field(3600, ge=60, le=604800, validation_alias=_env("DOWNLOAD_URL_TTL_SECONDS"))
+
+    ffmpeg_path: str = Field("", validation_alias=_env("FFMPEG_PATH"))
+    font_path: str = Field("", validation_alias=_env("FONT_PATH"))
+    work_dir: Path = Field(Path("/tmp"), validation_alias=_env("WORK_DIR"))
+
+    @field_validator("allowed_source_buckets", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def source_buckets(self) -> frozenset[str]:
+        return frozenset((self.bucket_name, *self.allowed_source_buckets))
+
+    @property
+    def ffmpeg(self) -> str:
+        """The ffmpeg binary: the layer's on Lambda, imageio-ffmpeg's locally."""
+        if self.ffmpeg_path:
+            return self.ffmpeg_path
+        if Path("/opt/bin/ffmpeg").exists():
+            return "/opt/bin/ffmpeg"
+        import imageio_ffmpeg  # only installed for local runs and tests
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+    @property
+    def font(self) -> str:
+        """A TTF for drawtext: the layer ships one; locally the font-roboto package does."""
+        if self.font_path:
+            return self.font_path
+        if Path("/opt/fonts/Roboto-Regular.ttf").exists():
+            return "/opt/fonts/Roboto-Regular.ttf"
+        import font_roboto  # type: ignore[import-untyped]
+
+        return str(Path(font_roboto.__file__).parent / "files" / "Roboto-Regular.ttf")
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings.model_validate({k: v for k, v in os.environ.items() if v != ""})

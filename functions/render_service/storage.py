@@ -1,0 +1,65 @@
+"""The service bucket's layout and S3 operations that are not media work.
+
+- `inputs/<user>/<uuid>/<filename>`: uploads through presigned PUT URLs
+- `work/<renderId>/...`: plans, staged sources and chunks (expired by a lifecycle rule)
+- `renders/<user>/<renderId>.mp4`: finished outputs
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def output_key(user_id: str, render_id: str) -> str:
+    return f"renders/{user_id}/{render_id}.mp4"
+
+
+def work_prefix(render_id: str) -> str:
+    return f"work/{render_id}/"
+
+
+def input_key(user_id: str, upload_id: str, filename: str) -> str:
+    return f"inputs/{user_id}/{upload_id}/{filename}"
+
+
+def presign_get(s3: S3Client, bucket: str, key: str, expires_in: int, filename: str | None = None) -> tuple[str, datetime]:
+    params = {"Bucket": bucket, "Key": key}
+    if filename:
+        params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+    url = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+    return url, datetime.now(UTC) + timedelta(seconds=expires_in)
+
+
+def presign_put(
+    s3: S3Client, bucket: str, key: str, content_type: str, size: int, expires_in: int
+) -> tuple[str, datetime]:
+    url = s3.generate_presigned_url(
+        "put_object",
+        Params={"Bucket": bucket, "Key": key, "ContentType": content_type, "ContentLength": size},
+        ExpiresIn=expires_in,
+    )
+    return url, datetime.now(UTC) + timedelta(seconds=expires_in)
+
+
+def exists(s3: S3Client, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def delete_prefix(s3: S3Client, bucket: str, prefix: str) -> None:
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})  # type: ignore[typeddict-item]

@@ -1,0 +1,229 @@
+"""The state machine's tasks. Each one reads the job by id, does one thing, and returns a small dict
+that the state machine keeps under `$.slot`, `$.progress` or `$.output` (see infra/constructs/workflow.py).
+
+Every step may be retried by Step Functions, so each is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from render_service import clients, errors, storage
+from render_service.data.accounting import Accounting
+from render_service.data.renders import RenderRepository
+from render_service.engines import ffmpeg as engine
+from render_service.logic import pricing
+from render_service.logic.renders import event_detail, limits
+from render_service.models.jobs import (
+    TERMINAL,
+    Chunk,
+    ChunkStatus,
+    OutputObject,
+    Phase,
+    RenderError,
+    RenderStatus,
+    SlotState,
+)
+from render_service.notify import DetailType, EventPublisher
+from render_service.settings import Settings, get_settings
+
+logger = Logger(child=True)
+
+MAX_CHUNK_ATTEMPTS = 3
+# Progress bands: preparing 0-5, chunks 5-90, joining 90-100.
+_RENDER_START, _RENDER_END = 5, 90
+
+
+class Steps:
+    def __init__(self, settings: Settings) -> None:
+        db = clients.dynamodb()
+        self.settings = settings
+        self.renders = RenderRepository(db, settings.table_name)
+        self.accounting = Accounting(db, settings.table_name, limits(settings))
+        self.events = EventPublisher(clients.events(), settings.event_bus_name)
+
+    # --- AcquireSlot -----------------------------------------------------------------
+
+    def acquire_slot(self, render_id: str) -> dict[str, Any]:
+        job = self.renders.require(render_id)
+        if job.status in TERMINAL:
+            raise errors.RenderAlreadyFinished(f"render {render_id} is already {job.status}")
+        acquired = job.slot == SlotState.held or (
+            # First in, first out per user: an earlier waiting render goes first.
+            self.renders.waiting_before(job) == 0 and self.accounting.acquire_slot(job)
+        )
+        return {"acquired": acquired, "waitSeconds": self.settings.slot_wait_seconds}
+
+    # --- StartRender -----------------------------------------------------------------
+
+    def start_render(self, render_id: str) -> dict[str, Any]:
+        job = self.renders.start_rendering(render_id)
+        if job.attempts == 1:
+            self.events.publish(DetailType.started, [event_detail(job)])
+        s3 = clients.s3()
+        plan = engine.plan_render(render_id, job.request, s3=s3, bucket=self.settings.bucket_name, settings=self.settings)
+        s3.put_object(
+            Bucket=self.settings.bucket_name,
+            Key=f"{storage.work_prefix(render_id)}plan.json",
+            Body=plan.model_dump_json().encode(),
+            ContentType="application/json",
+        )
+        self.renders.put_chunks(
+            [
+                Chunk(render_id=render_id, index=spec.index, frames=spec.frames, spec=spec.model_dump_json())
+                for spec in plan.chunks
+            ]
+        )
+        for chunk in self.renders.list_chunks(render_id):
+            if chunk.attempts == 0:
+                self._dispatch(chunk, attempt=1)
+        self.renders.record_progress(render_id, _RENDER_START, Phase.rendering)
+        logger.info("render planned", extra={"render_id": render_id, "chunks": len(plan.chunks)})
+        return {"status": "rendering", "progress": _RENDER_START, "waitSeconds": self.settings.poll_interval_seconds}
+
+    def _dispatch(self, chunk: Chunk, attempt: int) -> None:
+        if not self.renders.dispatch_chunk(chunk.render_id, chunk.index, attempt):
+            return  # another poll already dispatched this attempt
+        clients.lambda_().invoke(
+            FunctionName=self.settings.chunk_function_name,
+            InvocationType="Event",
+            Payload=json.dumps({"renderId": chunk.render_id, "index": chunk.index, "attempt": attempt}).encode(),
+        )
+
+    # --- PollRender ------------------------------------------------------------------
+
+    def poll_render(self, render_id: str) -> dict[str, Any]:
+        job = self.renders.require(render_id)
+        if job.status in TERMINAL:
+            raise errors.RenderAlreadyFinished(f"render {render_id} is already {job.status}")
+        chunks = self.renders.list_chunks(render_id)
+        if not chunks:
+            raise errors.RenderNotReady(f"render {render_id} has no chunks yet")
+        stalled_before = datetime.now(UTC) - timedelta(seconds=self.settings.chunk_stall_seconds)
+        for chunk in chunks:
+            dead = chunk.status == ChunkStatus.failed or (
+                chunk.status == ChunkStatus.running and chunk.heartbeat_at is not None and chunk.heartbeat_at < stalled_before
+            )
+            if not dead:
+                continue
+            reason = chunk.error or f"no progress for {self.settings.chunk_stall_seconds} s"
+            if chunk.attempts >= MAX_CHUNK_ATTEMPTS:
+                raise errors.ChunkFailed(f"chunk {chunk.index} failed {chunk.attempts} times; last: {reason}")
+            logger.warning(
+                "re-dispatching chunk", extra={"render_id": render_id, "chunk": chunk.index, "reason": reason}
+            )
+            self._dispatch(chunk, attempt=chunk.attempts + 1)
+        total = sum(c.frames for c in chunks) or 1
+        done_frames = sum(min(c.frames_done, c.frames) for c in chunks)
+        finished = all(c.status == ChunkStatus.done for c in chunks)
+        progress = _RENDER_END if finished else _RENDER_START + (_RENDER_END - _RENDER_START) * done_frames // total
+        phase = Phase.finalizing if finished else Phase.rendering
+        self.renders.record_progress(render_id, progress, phase)
+        return {
+            "status": "done" if finished else "rendering",
+            "progress": max(progress, job.progress),
+            "waitSeconds": self.settings.poll_interval_seconds,
+        }
+
+    # --- FinalizeRender --------------------------------------------------------------
+
+    def finalize_render(self, render_id: str) -> dict[str, Any]:
+        job = self.renders.require(render_id)
+        if job.status in TERMINAL:
+            raise errors.RenderAlreadyFinished(f"render {render_id} is already {job.status}")
+        chunks = self.renders.list_chunks(render_id)
+        if not chunks or any(c.status != ChunkStatus.done or not c.key for c in chunks):
+            raise errors.RenderNotReady(f"render {render_id}: not every chunk is done")
+        s3 = clients.s3()
+        plan_body = s3.get_object(Bucket=self.settings.bucket_name, Key=f"{storage.work_prefix(render_id)}plan.json")
+        plan = engine.RenderPlan.model_validate_json(plan_body["Body"].read())
+        key = storage.output_key(job.user_id, render_id)
+        info = engine.join_chunks(
+            plan, [c.key for c in chunks if c.key], key, s3=s3, bucket=self.settings.bucket_name, settings=self.settings
+        )
+        output = OutputObject(
+            key=key, size_bytes=info.size_bytes, duration_seconds=info.duration_seconds, width=info.width, height=info.height
+        )
+        actual_cost = pricing.cost(job.request, info.duration_seconds, self.settings)
+        finished = self.accounting.finish(render_id, RenderStatus.complete, output=output, actual_cost=actual_cost)
+        url, expires = storage.presign_get(s3, self.settings.bucket_name, key, self.settings.download_url_ttl_seconds)
+        self.events.publish(
+            DetailType.succeeded,
+            [
+                event_detail(
+                    finished,
+                    output={
+                        "bucket": self.settings.bucket_name,
+                        "key": key,
+                        "url": url,
+                        "expiresAt": expires.isoformat(),
+                        "sizeBytes": info.size_bytes,
+                        "durationSeconds": info.duration_seconds,
+                    },
+                )
+            ],
+        )
+        storage.delete_prefix(s3, self.settings.bucket_name, storage.work_prefix(render_id))
+        logger.info("render complete", extra={"render_id": render_id, "bytes": info.size_bytes})
+        return {"key": key, "sizeBytes": info.size_bytes, "durationSeconds": info.duration_seconds}
+
+    # --- MarkFailed ------------------------------------------------------------------
+
+    def mark_failed(self, render_id: str, error: dict[str, Any] | None) -> dict[str, Any]:
+        reason = failure_reason(error or {})
+        try:
+            finished = self.accounting.finish(render_id, RenderStatus.failed, error=reason)
+        except errors.RenderAlreadyFinished:
+            # Cancel (or a finalize that did succeed) got there first; the job already has its ending.
+            current = self.renders.require(render_id)
+            logger.info("render already ended", extra={"render_id": render_id, "status": current.status})
+            return {"status": current.status.value}
+        self.events.publish(DetailType.failed, [event_detail(finished, error=reason.model_dump())])
+        storage.delete_prefix(clients.s3(), self.settings.bucket_name, storage.work_prefix(render_id))
+        logger.warning("render failed", extra={"render_id": render_id, "code": reason.code, "reason": reason.message})
+        return {"status": finished.status.value}
+
+
+_FAILURES: dict[str, type[errors.ServiceError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.RenderFailure,
+        errors.SourceNotAllowed,
+        errors.SourceUnavailable,
+        errors.SourceInvalid,
+        errors.SourceTooLarge,
+        errors.RenderTooLong,
+        errors.EncodeFailed,
+        errors.EncodeTimedOut,
+        errors.ChunkFailed,
+    )
+}
+
+
+def failure_reason(error: dict[str, Any]) -> RenderError:
+    """Turns a Step Functions Catch payload ({Error, Cause}) into what the user is told.
+
+    Our own failures carry a message written for users; anything else is summarised without
+    internals (the execution history keeps the full cause for ops).
+    """
+    name = str(error.get("Error", ""))
+    try:
+        cause = json.loads(error.get("Cause") or "{}")
+    except json.JSONDecodeError:
+        cause = {}
+    kind = cause.get("errorType", name) if isinstance(cause, dict) else name
+    if kind in _FAILURES:
+        return RenderError(code=_FAILURES[kind].code, message=str(cause.get("errorMessage", kind))[:1000])
+    if name == "States.Timeout":
+        return RenderError(code="TIMED_OUT", message="the render took longer than allowed")
+    return RenderError(code="INTERNAL", message=f"the render failed unexpectedly ({kind or 'unknown error'})")
+
+
+@cache
+def steps() -> Steps:
+    return Steps(get_settings())

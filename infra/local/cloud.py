@@ -1,0 +1,381 @@
+"""The CDK stack, deployed onto moto in this process.
+
+`LocalCloud` reads the template that `make synth` wrote, creates its table, bucket, bus, functions
+and state machine on a moto server, and makes moto's Lambda run our handlers in-process. The state
+machine is the synthesized definition with its ARNs resolved, never a hand-written copy.
+
+moto quirks handled here (see shared/design.md):
+- moto runs Lambda code only in Docker, so `invoke` is patched to call the handler named in the
+  function's configuration, with Lambda's error contract, and async invokes go to a thread pool;
+- moto does not serialize DynamoDB writes, so conditional writes could both succeed under
+  concurrency: one lock around DynamoDB dispatch makes them atomic, as they are on AWS;
+- Wait states really sleep, so the local environment shortens the intervals the tasks return.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+from moto.awslambda.models import LambdaBackend
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.dynamodb.responses import DynamoHandler
+from moto.server import ThreadedMotoServer
+
+log = logging.getLogger("render_service.local")
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK_NAME = "RenderService"
+DEFAULT_TEMPLATE = Path("cdk.out") / f"{STACK_NAME}.template.json"
+EVENTS_QUEUE = "render-events-tap"
+
+# Faster than the deployed defaults, so a local render isn't mostly waiting.
+LOCAL_ENVIRONMENT = {
+    "POLL_INTERVAL_SECONDS": "1",
+    "SLOT_WAIT_SECONDS": "1",
+    "CHUNK_STALL_SECONDS": "60",
+    # The layer's paths (/opt/...) don't exist here; settings fall back to imageio-ffmpeg and font-roboto.
+    "FFMPEG_PATH": "",
+    "FONT_PATH": "",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LambdaContext:
+    """Enough of Lambda's context object for Powertools."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "local"
+    log_stream_name: str = "local"
+    _deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+# --- moto patches ---------------------------------------------------------------------------
+
+_dynamodb_lock = threading.RLock()
+_async_pool = ThreadPoolExecutor(max_workers=int(os.environ.get("LOCAL_CHUNK_WORKERS", "4")), thread_name_prefix="lambda")
+_patched = False
+
+
+def _handler_for(handler_path: str) -> Callable[[dict[str, Any], Any], Any]:
+    module, _, attr = handler_path.rpartition(".")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+def _run(handler: Callable[[dict[str, Any], Any], Any], event: Any, context: LambdaContext) -> tuple[bytes, bool]:
+    """Calls a handler as Lambda would: JSON in, JSON out, an exception as `{errorType, errorMessage}`."""
+    try:
+        result = handler(event, context)
+    except Exception as exc:
+        log.info("function %s raised %s: %s", context.function_name, type(exc).__name__, exc)
+        error = {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
+        return json.dumps(error).encode(), True
+    return json.dumps(result, default=str).encode(), False
+
+
+def _invoke(
+    self: LambdaBackend, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+) -> bytes:
+    fn = self.get_function(function_name, qualifier)
+    handler = _handler_for(fn.handler)
+    event = json.loads(body) if body else {}
+    context = LambdaContext(fn.function_name, fn.function_arn, int(fn.memory_size), int(fn.timeout))
+    if headers.get("X-Amz-Invocation-Type") == "Event":
+        _async_pool.submit(_run, handler, event, context)
+        return b""
+    payload, errored = _run(handler, event, context)
+    if errored:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    response_headers["Content-Length"] = str(len(payload))
+    return payload
+
+
+def _serialized_dynamodb(original: Callable[[DynamoHandler], Any]) -> Callable[[DynamoHandler], Any]:
+    def call_action(self: DynamoHandler) -> Any:
+        with _dynamodb_lock:
+            return original(self)
+
+    return call_action
+
+
+def patch_moto() -> None:
+    global _patched
+    if _patched:
+        return
+    LambdaBackend.invoke = _invoke  # type: ignore[method-assign]
+    LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
+    DynamoHandler.call_action = _serialized_dynamodb(DynamoHandler.call_action)  # type: ignore[method-assign]
+    _patched = True
+
+
+# --- template resolution --------------------------------------------------------------------
+
+
+class Template:
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run `make synth` first")
+        self.resources: dict[str, dict[str, Any]] = json.loads(path.read_text())["Resources"]
+        self.refs: dict[str, str] = {}
+        self.attrs: dict[tuple[str, str], str] = {}
+
+    def of_type(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for logical_id, resource in self.resources.items():
+            if resource["Type"] == kind:
+                yield logical_id, resource.get("Properties", {})
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (fn, arg), = value.items()
+            if fn == "Ref":
+                pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
+                if arg in pseudo:
+                    return pseudo[arg]
+                return self.refs[arg]
+            if fn == "Fn::GetAtt":
+                logical_id, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.attrs[(logical_id, attr)]
+            if fn == "Fn::Join":
+                separator, parts = arg
+                return separator.join(str(self.resolve(p)) for p in parts)
+        return {k: self.resolve(v) for k, v in value.items()}
+
+
+def create_table(client: Any, name: str, props: dict[str, Any]) -> None:
+    """Creates a table as the template defines it (keys and indexes), on-demand."""
+    client.create_table(
+        TableName=name,
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        GlobalSecondaryIndexes=[
+            {k: v for k, v in gsi.items() if k in ("IndexName", "KeySchema", "Projection")}
+            for gsi in props.get("GlobalSecondaryIndexes", [])
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+# --- the local cloud ------------------------------------------------------------------------
+
+
+class LocalCloud:
+    def __init__(self, template_path: Path = DEFAULT_TEMPLATE, work_dir: Path | None = None) -> None:
+        self.template = Template(template_path)
+        self.work_dir = work_dir or Path(".local")
+        self.port = 0
+        self.endpoint = ""
+        self.environment: dict[str, str] = {}
+        self._server: ThreadedMotoServer | None = None
+        self._saved_environ: dict[str, str] | None = None
+
+    # The stack's outputs, under the names the template gave them.
+    table_name = bucket_name = event_bus_name = state_machine_arn = events_queue_url = ""
+
+    def start(self) -> LocalCloud:
+        self._saved_environ = dict(os.environ)
+        patch_moto()
+        self.port = free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                # moto's state-machine interpreter calls Lambda and EventBridge on this port.
+                "MOTO_PORT": str(self.port),
+            }
+        )
+        # Must come before any function is created.
+        requests.post(
+            f"{self.endpoint}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}},
+            timeout=10,
+        ).raise_for_status()
+        self._deploy()
+        from render_service import clients
+        from render_service.settings import get_settings
+
+        clients.reset()
+        get_settings.cache_clear()
+        _reset_caches()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.stop()
+            self._server = None
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+            self._saved_environ = None
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)  # type: ignore[call-overload]
+
+    def _deploy(self) -> None:
+        t = self.template
+        role_arn = self.client("iam").create_role(
+            RoleName="local-execution-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )["Role"]["Arn"]
+
+        for logical_id, props in t.of_type("AWS::DynamoDB::Table"):
+            name = f"{STACK_NAME}-{logical_id}"
+            create_table(self.client("dynamodb"), name, props)
+            t.refs[logical_id] = name
+            t.attrs[(logical_id, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+
+        for logical_id, _props in t.of_type("AWS::S3::Bucket"):
+            name = f"{STACK_NAME}-{logical_id}".lower()[:63]
+            self.client("s3").create_bucket(Bucket=name)
+            t.refs[logical_id] = name
+            t.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
+
+        for logical_id, _props in t.of_type("AWS::Events::EventBus"):
+            name = f"{STACK_NAME}-{logical_id}"
+            arn = self.client("events").create_event_bus(Name=name)["EventBusArn"]
+            t.refs[logical_id] = name
+            t.attrs[(logical_id, "Arn")] = arn
+            t.attrs[(logical_id, "Name")] = name
+
+        functions = list(t.of_type("AWS::Lambda::Function"))
+        for logical_id, _props in functions:  # names first: environments refer to each other
+            name = f"{STACK_NAME}-{logical_id}"[:64]
+            t.refs[logical_id] = name
+            t.attrs[(logical_id, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+        machines = list(t.of_type("AWS::StepFunctions::StateMachine"))
+        for logical_id, _props in machines:
+            name = f"{STACK_NAME}-{logical_id}"
+            t.refs[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+            t.attrs[(logical_id, "Name")] = name
+
+        environment: dict[str, str] = {}
+        lam = self.client("lambda")
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("README", "code runs in-process; see infra/local/cloud.py")
+        for logical_id, props in functions:
+            variables = {k: str(v) for k, v in t.resolve(props.get("Environment", {}).get("Variables", {})).items()}
+            for key, value in variables.items():
+                if environment.get(key, value) != value:
+                    raise ValueError(f"functions disagree on {key}; the local stack shares one environment")
+            environment |= variables
+            lam.create_function(
+                FunctionName=t.refs[logical_id],
+                Runtime=props.get("Runtime", "python3.12"),
+                Role=role_arn,
+                Handler=props["Handler"],
+                Code={"ZipFile": code.getvalue()},
+                Timeout=int(props.get("Timeout", 60)),
+                MemorySize=int(props.get("MemorySize", 512)),
+                Environment={"Variables": variables},
+            )
+
+        for logical_id, props in machines:
+            definition = t.resolve(props["DefinitionString"])
+            self.client("stepfunctions").create_state_machine(
+                name=t.attrs[(logical_id, "Name")], definition=definition, roleArn=role_arn
+            )
+            self.state_machine_arn = t.refs[logical_id]
+
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        environment |= LOCAL_ENVIRONMENT | {"WORK_DIR": str(self.work_dir.resolve() / "work")}
+        self.environment = environment
+        os.environ.update(environment)
+        self.table_name = environment["TABLE_NAME"]
+        self.bucket_name = environment["BUCKET_NAME"]
+        self.event_bus_name = environment["EVENT_BUS_NAME"]
+        self._tap_events()
+
+    def _tap_events(self) -> None:
+        """Every event on the bus also lands in a queue, so the demo and tests can see what was announced."""
+        sqs = self.client("sqs")
+        self.events_queue_url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.events_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = self.client("events")
+        events.put_rule(
+            Name="tap-render-events",
+            EventBusName=self.event_bus_name,
+            EventPattern=json.dumps({"source": ["render-service"]}),
+        )
+        events.put_targets(Rule="tap-render-events", EventBusName=self.event_bus_name, Targets=[{"Id": "tap", "Arn": queue_arn}])
+
+    def received_events(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
+        sqs = self.client("sqs")
+        messages = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
+        found = []
+        for message in messages.get("Messages", []):
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+
+def _reset_caches() -> None:
+    """Module-level caches built from the previous environment (a second LocalCloud in one process)."""
+    from render_service.logic import renders
+    from render_service.workflow import steps
+
+    renders.services.cache_clear()
+    renders._idempotent_submit.cache_clear()
+    steps.steps.cache_clear()
+
+
+@contextmanager
+def local_cloud(template_path: Path = DEFAULT_TEMPLATE) -> Iterator[LocalCloud]:
+    cloud = LocalCloud(template_path).start()
+    try:
+        yield cloud
+    finally:
+        cloud.stop()

@@ -1,0 +1,24 @@
+"""Starts the local cloud and the gateway together."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from infra.local.cloud import DEFAULT_TEMPLATE, LocalCloud
+from infra.local.gateway import Gateway
+
+
+@contextmanager
+def local_stack(port: int = 0, template: Path = DEFAULT_TEMPLATE) -> Iterator[tuple[LocalCloud, Gateway]]:
+    cloud = LocalCloud(template).start()
+    # Imported after the cloud has set the environment the handler's settings read.
+    from render_service.handlers.api import handler
+
+    gateway = Gateway(handler, port=port).start()
+    try:
+        yield cloud, gateway
+    finally:
+        gateway.stop()
+        cloud.stop()

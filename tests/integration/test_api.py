@@ -1,0 +1,324 @@
+"""The API handler on API Gateway events, against moto: the contract the frontend relies on."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from render_service.data.accounting import Accounting
+from render_service.models.jobs import OutputObject, RenderStatus
+
+BUCKET = "renders-test-bucket"
+CLIP = f"s3://{BUCKET}/inputs/alice/u1/intro.mp4"
+Call = Callable[..., tuple[int, dict[str, Any], dict[str, str]]]
+
+
+@pytest.fixture
+def call(aws: Any, load_event: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> Call:
+    """Sends one request through the API handler; returns (status, JSON body, headers)."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="RenderWorkflow",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+    monkeypatch.setenv("RATE_LIMIT_RENDERS", "50")
+    from render_service.handlers.api import handler
+
+    base = load_event("api_post_render")
+
+    def send(
+        method: str,
+        path: str,
+        body: Any = None,
+        user: str | None = "alice",
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        raw_body: str | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        event = copy.deepcopy(base)
+        event.update(httpMethod=method, path=path, resource=path, queryStringParameters=query)
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in (query or {}).items()} or None
+        event["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+        event["headers"] = {**event["headers"], **(headers or {})}
+        event["requestContext"]["authorizer"] = {"claims": {"sub": user}} if user else None
+        response = handler(event, _Context())
+        payload = json.loads(response["body"]) if response.get("body") else {}
+        merged = {**(response.get("headers") or {}), **{k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()}}
+        return response["statusCode"], payload, merged
+
+    return send
+
+
+class _Context:
+    function_name = "Api"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:Api"
+    aws_request_id = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29000
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "engine": "ffmpeg",
+        "subject": {"type": "movie", "id": "m1"},
+        "timeline": {"scenes": [{"type": "clip", "src": CLIP, "duration": 30}]},
+        "output": {"resolution": "720p"},
+    }
+    return base | overrides
+
+
+def test_post_render_accepts_and_charges(call: Call) -> None:
+    status, created, headers = call("POST", "/renders", body())
+    assert status == 202
+    assert created["status"] == "queued"
+    assert created["cost"] == 1
+    assert headers["Location"] == f"/renders/{created['renderId']}"
+
+    status, render, _ = call("GET", f"/renders/{created['renderId']}")
+    assert status == 200
+    assert render["status"] == "queued"
+    assert render["progress"] == 0
+    assert render["subject"] == {"type": "movie", "id": "m1"}
+    assert render["queuePosition"] == 1
+    status, quota, _ = call("GET", "/quota")
+    assert quota["credits"]["balance"] == 99
+    assert quota["renders"]["remaining"] == 49
+    assert quota["queued"]["count"] == 1
+
+
+def test_requests_without_a_user_get_401(call: Call) -> None:
+    assert call("POST", "/renders", body(), user=None)[0] == 401
+    assert call("GET", "/renders/abc", user=None)[0] == 401
+    assert call("GET", "/quota", user=None)[0] == 401
+    assert call("GET", "/health", user=None)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"output": {"fps": 10}}, "output.fps"),
+        ({"output": {"resolution": "8k"}}, "output.resolution"),
+        ({"timeline": {"scenes": []}}, "timeline.scenes"),
+        ({"timeline": {"scenes": [{"type": "clip", "src": "file:///etc/passwd"}]}}, "timeline.scenes.0.clip.src"),
+        ({"timeline": {"scenes": [{"type": "clip", "src": CLIP, "volume": 3}]}}, "timeline.scenes.0.clip.volume"),
+        ({"timeline": {"scenes": [{"type": "title", "text": ""}]}}, "timeline.scenes.0.title.text"),
+        ({"engine": "blender"}, "engine"),
+        ({"surprise": True}, "surprise"),
+    ],
+)
+def test_invalid_input_is_a_422_naming_the_field(call: Call, change: dict[str, Any], field: str) -> None:
+    status, payload, _ = call("POST", "/renders", body(**change))
+    assert status == 422
+    assert payload["error"]["code"] == "VALIDATION_ERROR"
+    assert payload["error"]["message"].startswith(field)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"output": {"resolution": "4k"}}, "output.resolution"),
+        ({"timeline": {"scenes": [{"type": "clip", "src": "s3://elsewhere/x.mp4"}]}}, "timeline.scenes[0].src: bucket"),
+        ({"timeline": {"scenes": [{"type": "clip", "src": f"s3://{BUCKET}/renders/bob/x.mp4"}]}}, "timeline.scenes[0].src"),
+        ({"subject": {"type": "clip", "id": "c1"}}, "timeline: the output would last 30"),
+    ],
+)
+def test_policy_refusals_name_the_field(call: Call, change: dict[str, Any], message: str) -> None:
+    status, payload, _ = call("POST", "/renders", body(**change))
+    assert status == 422
+    assert payload["error"]["message"].startswith(message)
+
+
+def test_malformed_and_oversize_bodies(call: Call) -> None:
+    assert call("POST", "/renders", raw_body="{not json")[0] in (400, 422)
+    status, payload, _ = call("POST", "/renders", raw_body=json.dumps(body(padding="x" * 300_000)))
+    assert status == 413
+    assert payload["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_another_users_render_is_404_on_every_route(call: Call) -> None:
+    render_id = call("POST", "/renders", body())[1]["renderId"]
+    for method, path, payload in [
+        ("GET", f"/renders/{render_id}", None),
+        ("DELETE", f"/renders/{render_id}", None),
+        ("POST", f"/renders/{render_id}/cancel", None),
+        ("POST", f"/renders/{render_id}/download-url", {"expiresInSeconds": 60}),
+    ]:
+        status, error, _ = call(method, path, payload, user="mallory")
+        assert (status, error["error"]["code"]) == (404, "NOT_FOUND"), path
+    assert call("GET", "/renders", user="mallory")[1]["renders"] == []
+    assert call("POST", "/renders/cancel", {"subject": {"type": "movie", "id": "m1"}}, user="mallory")[1] == {"cancelled": []}
+    assert call("GET", f"/renders/{render_id}")[1]["status"] == "queued"
+    assert call("GET", "/renders/00000000-0000-4000-8000-000000000000")[0] == 404
+
+
+def test_idempotent_retry_returns_the_same_render_and_charges_once(call: Call) -> None:
+    key = {"Idempotency-Key": "order-42"}
+    first = call("POST", "/renders", body(), headers=key)
+    again = call("POST", "/renders", body(), headers=key)
+    assert first[0] == again[0] == 202
+    assert first[1]["renderId"] == again[1]["renderId"]
+    assert call("GET", "/quota")[1]["credits"]["balance"] == 99
+    assert len(call("GET", "/renders")[1]["renders"]) == 1
+
+    status, payload, _ = call("POST", "/renders", body(output={"resolution": "1080p"}), headers=key)
+    assert status == 422
+    assert payload["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+    # Another user's identical key is their own request.
+    bobs = body(timeline={"scenes": [{"type": "clip", "src": f"s3://{BUCKET}/inputs/bob/u1/a.mp4", "duration": 30}]})
+    other = call("POST", "/renders", bobs, headers=key, user="bob")
+    assert other[0] == 202, other
+    assert other[1]["renderId"] != first[1]["renderId"]
+
+
+def test_failed_start_rolls_the_admission_back(call: Call, monkeypatch: pytest.MonkeyPatch) -> None:
+    from render_service.logic import renders
+    from render_service.settings import get_settings
+
+    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:missing")
+    get_settings.cache_clear()
+    renders.services.cache_clear()
+    status, payload, _ = call("POST", "/renders", body())
+    assert status == 503
+    assert payload["error"]["code"] == "SUBMISSION_FAILED"
+    quota = call("GET", "/quota")[1]
+    assert quota["credits"]["balance"] == 100
+    assert quota["renders"]["remaining"] == 50
+    assert quota["queued"]["count"] == 0
+    assert call("GET", "/renders")[1]["renders"] == []
+
+
+def test_history_pages_cover_every_render_exactly_once_newest_first(call: Call) -> None:
+    created = [call("POST", "/renders", body())[1]["renderId"] for _ in range(7)]
+    call("POST", "/renders", body(timeline={"scenes": [{"type": "clip", "src": f"s3://{BUCKET}/inputs/bob/b.mp4"}]}), user="bob")
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        query = {"limit": "3", **({"cursor": cursor} if cursor else {})}
+        status, page, _ = call("GET", "/renders", query=query)
+        assert status == 200
+        assert len(page["renders"]) <= 3
+        seen += [r["renderId"] for r in page["renders"]]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    assert seen == list(reversed(created))
+
+
+def test_list_filters_by_subject_and_status_and_refuses_foreign_cursors(call: Call) -> None:
+    movie = call("POST", "/renders", body())[1]["renderId"]
+    other = call("POST", "/renders", body(subject={"type": "generation", "id": "g7"}))[1]["renderId"]
+    call("POST", f"/renders/{other}/cancel")
+
+    by_movie = call("GET", "/renders", query={"subjectType": "movie", "subjectId": "m1"})[1]
+    assert [r["renderId"] for r in by_movie["renders"]] == [movie]
+    cancelled = call("GET", "/renders", query={"status": "cancelled"})[1]
+    assert [r["renderId"] for r in cancelled["renders"]] == [other]
+    assert call("GET", "/renders", query={"limit": "101"})[0] == 422
+    assert call("GET", "/renders", query={"subjectType": "movie"})[0] == 422
+
+    bobs = body(timeline={"scenes": [{"type": "clip", "src": f"s3://{BUCKET}/inputs/bob/u1/a.mp4", "duration": 30}]})
+    call("POST", "/renders", bobs, user="bob")
+    call("POST", "/renders", bobs, user="bob")
+    bob_cursor = call("GET", "/renders", query={"limit": "1"}, user="bob")[1]["nextCursor"]
+    status, payload, _ = call("GET", "/renders", query={"cursor": bob_cursor})
+    assert status == 422
+    assert payload["error"]["message"].startswith("cursor")
+
+
+def test_cancel_refunds_frees_the_queue_and_is_final(call: Call, aws: Any) -> None:
+    render_id = call("POST", "/renders", body())[1]["renderId"]
+    status, render, _ = call("POST", f"/renders/{render_id}/cancel")
+    assert status == 200
+    assert render["status"] == "cancelled"
+    assert render["error"]["code"] == "CANCELLED"
+    quota = call("GET", "/quota")[1]
+    assert quota["credits"]["balance"] == 100
+    assert quota["queued"]["count"] == 0
+    status, payload, _ = call("POST", f"/renders/{render_id}/cancel")
+    assert (status, payload["error"]["code"]) == (409, "RENDER_ALREADY_FINISHED")
+    assert [e["detail-type"] for e in aws.received_events()] == ["Render Cancelled"]
+
+
+def test_cancel_by_subject_cancels_only_that_subjects_active_renders(call: Call) -> None:
+    a = call("POST", "/renders", body())[1]["renderId"]
+    b = call("POST", "/renders", body())[1]["renderId"]
+    keep = call("POST", "/renders", body(subject={"type": "movie", "id": "m2"}))[1]["renderId"]
+    status, result, _ = call("POST", "/renders/cancel", {"subject": {"type": "movie", "id": "m1"}})
+    assert status == 200
+    assert sorted(result["cancelled"]) == sorted([a, b])
+    assert call("GET", f"/renders/{keep}")[1]["status"] == "queued"
+
+
+def _complete(aws: Any, render_id: str, user: str = "alice") -> str:
+    from render_service.logic.renders import services
+
+    key = f"renders/{user}/{render_id}.mp4"
+    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"\x00" * 64)
+    accounting: Accounting = services().accounting
+    job = services().renders.require(render_id)
+    accounting.acquire_slot(job)
+    accounting.finish(render_id, RenderStatus.complete, output=OutputObject(key=key, size_bytes=64, duration_seconds=2.0))
+    return key
+
+
+def test_output_urls_deletion_and_gone(call: Call, aws: Any) -> None:
+    render_id = call("POST", "/renders", body())[1]["renderId"]
+    status, payload, _ = call("POST", f"/renders/{render_id}/download-url", {"expiresInSeconds": 120})
+    assert (status, payload["error"]["code"]) == (409, "RENDER_NOT_COMPLETE")
+
+    _complete(aws, render_id)
+    render = call("GET", f"/renders/{render_id}")[1]
+    assert render["status"] == "complete"
+    assert render["progress"] == 100
+    assert render["output"]["url"].startswith("https://")
+    assert render["output"]["sizeBytes"] == 64
+    status, fresh, _ = call("POST", f"/renders/{render_id}/download-url", {"expiresInSeconds": 120})
+    assert status == 200
+    assert "X-Amz-Expires=120" in fresh["url"]
+    assert call("POST", f"/renders/{render_id}/download-url", {"expiresInSeconds": 5})[0] == 422
+
+    status, deleted, _ = call("DELETE", f"/renders/{render_id}")
+    assert status == 200
+    assert deleted["output"]["deleted"] is True
+    assert deleted["output"]["url"] is None
+    status, payload, _ = call("POST", f"/renders/{render_id}/download-url", {})
+    assert (status, payload["error"]["code"]) == (410, "OUTPUT_GONE")
+
+
+def test_estimate_has_no_side_effects(call: Call) -> None:
+    status, estimate, _ = call("POST", "/renders/estimate", body(output={"resolution": "1080p"}))
+    assert status == 200
+    assert estimate["durationSeconds"] == 30
+    assert estimate["credits"] == 1
+    assert estimate["estimatedRenderSeconds"] > 0
+    open_ended = call("POST", "/renders/estimate", body(timeline={"scenes": [{"type": "clip", "src": CLIP}]}))[1]
+    assert open_ended["durationSeconds"] == 600
+    assert call("GET", "/quota")[1]["renders"]["remaining"] == 50
+    assert call("GET", "/renders")[1]["renders"] == []
+
+
+def test_uploads_presign_a_put_into_the_callers_inputs(call: Call) -> None:
+    status, ticket, _ = call("POST", "/uploads", {"filename": "intro.mp4", "contentType": "video/mp4", "sizeBytes": 1000})
+    assert status == 200
+    assert ticket["src"].startswith(f"s3://{BUCKET}/inputs/alice/")
+    assert ticket["method"] == "PUT"
+    assert call("POST", "/uploads", {"filename": "../x", "contentType": "video/mp4", "sizeBytes": 1})[0] == 422
+    assert call("POST", "/uploads", {"filename": "a.exe", "contentType": "application/x-msdownload", "sizeBytes": 1})[0] == 422
+    assert call("POST", "/uploads", {"filename": "a.mp4", "contentType": "video/mp4", "sizeBytes": 3 * 1024**3})[0] == 422
+
+
+def test_openapi_document_describes_the_models(call: Call) -> None:
+    status, spec, _ = call("GET", "/openapi.json", user=None)
+    assert status == 200
+    assert {"/renders", "/renders/{renderId}", "/quota", "/uploads"} <= set(spec["paths"])
+    assert "RenderRequest" in spec["components"]["schemas"]
