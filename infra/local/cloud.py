@@ -215,6 +215,7 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         self._saved_environ = dict(os.environ)
         patch_moto()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
         self.port = free_port()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
@@ -353,13 +354,18 @@ class LocalCloud:
         events.put_targets(Rule="tap-render-events", EventBusName=self.event_bus_name, Targets=[{"Id": "tap", "Arn": queue_arn}])
 
     def received_events(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
+        """Drains the events tap: every event announced since the last call."""
         sqs = self.client("sqs")
-        messages = sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds)
-        found = []
-        for message in messages.get("Messages", []):
-            found.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return found
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=self.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0 if found else wait_seconds
+            ).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _reset_caches() -> None:

@@ -8,6 +8,7 @@ is the MP4's path.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -57,9 +58,9 @@ def probe(path: Path) -> Probe:
 
 
 def make_samples(directory: Path) -> list[tuple[Path, float]]:
-    from render_service.settings import get_settings
+    import imageio_ffmpeg
 
-    ffmpeg = get_settings().ffmpeg
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     directory.mkdir(parents=True, exist_ok=True)
     samples = []
     for index, (pattern, tone, seconds) in enumerate(SAMPLES):
@@ -77,15 +78,18 @@ def make_samples(directory: Path) -> list[tuple[Path, float]]:
     return samples
 
 
-def _show(render: dict[str, Any]) -> None:
+def _show(render: dict[str, Any], previous: str) -> str:
     bar = "#" * (render["progress"] // 5)
-    line = f"\r  {render['status']:<10} {render['phase']:<11} [{bar:<20}] {render['progress']:3d}%"
+    line = f"  {render['status']:<10} {render['phase']:<11} [{bar:<20}] {render['progress']:3d}%"
     if render.get("queuePosition"):
         line += f"  (position {render['queuePosition']} in your queue)"
-    print(line, end="", flush=True)
+    if line != previous:
+        print(line, flush=True)
+    return line
 
 
 def run() -> int:
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     samples = make_samples(OUT_DIR / "samples")
     with local_stack() as (cloud, gateway):
         api = requests.Session()
@@ -115,17 +119,18 @@ def run() -> int:
             print(f"render refused: {created.status_code} {created.text}", file=sys.stderr)
             return 1
         render_id = created.json()["renderId"]
-        print(f"render {render_id} accepted ({created.headers['Location']}), cost {created.json()['cost']} credits")
+        reserved = created.json()["cost"]
+        print(f"render {render_id} accepted ({created.headers['Location']}), {reserved} credits reserved")
 
         deadline = time.monotonic() + TIMEOUT_SECONDS
         render: dict[str, Any] = {}
+        shown = ""
         while time.monotonic() < deadline:
             render = api.get(f"{gateway.url}/renders/{render_id}", timeout=30).json()
-            _show(render)
+            shown = _show(render, shown)
             if render["status"] in ("complete", "failed", "cancelled"):
                 break
             time.sleep(0.5)
-        print()
         if render.get("status") != "complete":
             print(f"render did not complete: {render}", file=sys.stderr)
             return 1
@@ -136,7 +141,7 @@ def run() -> int:
         states = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
         print(f"execution {render_id}: {' -> '.join(dict.fromkeys(states))}")
         announced = [e["detail-type"] for e in cloud.received_events(wait_seconds=1)]
-        print(f"events announced: {', '.join(announced)}")
+        print(f"events announced: {', '.join(announced)}; charged {render['cost']} of {reserved} credits reserved")
 
         target = OUT_DIR / "renders" / f"{render_id}.mp4"
         target.parent.mkdir(parents=True, exist_ok=True)

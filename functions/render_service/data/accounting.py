@@ -329,6 +329,9 @@ class Accounting:
                 "#slot = :released",
                 "refunded = :refunded",
             ]
+            # `cost` becomes what was finally charged; the ledger keeps the reservation and the refund.
+            sets.append("cost = :charged")
+            values[":charged"] = _n(job.cost - refund)
             if to == RenderStatus.complete:
                 sets.append("progress = :hundred")
                 values[":hundred"] = _n(100)

@@ -1,0 +1,57 @@
+"""The built-in ffmpeg engine: plan a timeline, render chunks in parallel, join them by stream copy.
+
+The workflow calls four functions, one per step:
+
+- `plan_render` (StartRender): fetch and probe each source once, refuse what is not
+  allowed, lay the timeline out in frames and cut it into `ChunkSpec`s.
+- `render_chunk` (chunk worker): one ffmpeg run per chunk, progress in frames.
+- `join_chunks` (FinalizeRender): concat the chunks' video by stream copy, mix and
+  encode the audio once, upload the MP4 and probe it.
+- `planned_commands`: every ffmpeg argv a plan implies (tests, benchmarks, ops).
+
+Audio strategy: chunks carry H.264 video plus *PCM* audio, exactly `samples`
+long (48 kHz stereo, derived from frame positions). The join copies the video
+and encodes the whole audio track to AAC in one pass, mixing the soundtrack in.
+AAC in every chunk would put encoder priming and 1024-sample frame padding at
+every boundary: clicks, and a drift of up to ~21 ms per chunk that the concat
+demuxer cannot remove. PCM concatenates sample-exactly, audio encoding is about
+a hundred times faster than realtime, and the soundtrack (which spans chunk
+boundaries) is mixed where the whole timeline is visible anyway.
+
+Quality ladder, smart copy and input hardening: see `commands.py` and `plan.py`.
+"""
+
+from __future__ import annotations
+
+from render_service.engines.ffmpeg.chunk import chunk_key, render_chunk
+from render_service.engines.ffmpeg.commands import planned_commands
+from render_service.engines.ffmpeg.join import join_chunks
+from render_service.engines.ffmpeg.models import (
+    ChunkSpec,
+    Encoding,
+    MediaInfo,
+    RenderPlan,
+    Segment,
+    SoundtrackSpec,
+    SourceRef,
+)
+from render_service.engines.ffmpeg.plan import DEFAULT_CHUNK_SECONDS
+from render_service.engines.ffmpeg.prepare import plan_render
+from render_service.engines.ffmpeg.probe import probe
+
+__all__ = [
+    "DEFAULT_CHUNK_SECONDS",
+    "ChunkSpec",
+    "Encoding",
+    "MediaInfo",
+    "RenderPlan",
+    "Segment",
+    "SoundtrackSpec",
+    "SourceRef",
+    "chunk_key",
+    "join_chunks",
+    "plan_render",
+    "planned_commands",
+    "probe",
+    "render_chunk",
+]

@@ -1,0 +1,80 @@
+"""A chunk worker's half of the engine: one ChunkSpec in, one MP4 in S3 out."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from render_service import errors, sources
+from render_service.engines.ffmpeg.commands import ChunkPaths, chunk_argv
+from render_service.engines.ffmpeg.models import ChunkSpec
+from render_service.engines.ffmpeg.probe import ProbeError, scan_packets
+from render_service.engines.ffmpeg.runner import run_ffmpeg
+from render_service.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# A Lambda runs at most 15 minutes; leave room for the downloads and the upload.
+MAX_CHUNK_TIMEOUT_SECONDS = 780.0
+
+
+def chunk_key(render_id: str, index: int) -> str:
+    return f"work/{render_id}/chunk-{index:04d}.mp4"
+
+
+def chunk_timeout(spec: ChunkSpec) -> float:
+    """Generous for x264 `medium` at 4K on 2 vCPUs (about 10 fps), bounded by the Lambda limit."""
+    seconds = spec.frames / spec.fps
+    scale = max(1.0, spec.width * spec.height / (1920 * 1080))
+    return min(MAX_CHUNK_TIMEOUT_SECONDS, 60.0 + 8.0 * seconds * scale)
+
+
+def render_chunk(
+    spec: ChunkSpec,
+    *,
+    s3: S3Client,
+    bucket: str,
+    settings: Settings,
+    on_progress: Callable[[int], None],
+    timeout_seconds: float | None = None,
+) -> str:
+    """Download this chunk's inputs, run one ffmpeg, check the frame count, upload; returns the key."""
+    paths = ChunkPaths.for_chunk(settings.work_dir, spec)
+    shutil.rmtree(paths.root, ignore_errors=True)  # a retry in a warm container starts clean
+    paths.root.mkdir(parents=True)
+    try:
+        used = sorted({seg.source for seg in spec.segments if seg.source is not None})
+        for n in used:
+            ref = spec.sources[n]
+            sources.fetch_s3(
+                s3,
+                ref.bucket,
+                ref.key,
+                paths.source(spec, n),
+                max_bytes=max(ref.size_bytes, 1),
+                where=f"chunk {spec.index} source {n}",
+                etag=ref.etag,
+            )
+        for k, seg in enumerate(spec.segments):
+            if seg.kind == "title":
+                paths.title(k).write_text(seg.text or "", encoding="utf-8")
+        argv = chunk_argv(spec, paths, ffmpeg=settings.ffmpeg, font=settings.font)
+        run_ffmpeg(
+            argv,
+            timeout=timeout_seconds or chunk_timeout(spec),
+            on_progress=on_progress,
+            what=f"chunk {spec.index}",
+        )
+        try:
+            produced = scan_packets(paths.output, settings=settings, demuxer="mov").frame_count
+        except ProbeError as exc:
+            raise errors.EncodeFailed(f"chunk {spec.index}: output unreadable ({exc})") from None
+        if produced != spec.frames:
+            raise errors.EncodeFailed(f"chunk {spec.index}: produced {produced} frames, expected {spec.frames}")
+        key = chunk_key(spec.render_id, spec.index)
+        s3.upload_file(str(paths.output), bucket, key, ExtraArgs={"ContentType": "video/mp4"})
+        return key
+    finally:
+        shutil.rmtree(paths.root, ignore_errors=True)

@@ -1,0 +1,406 @@
+"""Pure argv builders: every ffmpeg command the engine runs is assembled here.
+
+Quality ladder (x264 CRF and preset; AAC bitrate). Every chunk of one render uses
+the same row, `-profile:v high`, yuv420p, square pixels, a closed GOP of at most
+two seconds and the same time base, so the chunks' H.264 streams share their
+parameter sets and the concat demuxer can join them with a stream copy:
+
+| quality | CRF | x264 preset | AAC     |
+|---------|-----|-------------|---------|
+| low     | 28  | veryfast    | 96 kb/s |
+| medium  | 23  | veryfast    | 128 kb/s|
+| high    | 19  | medium      | 192 kb/s|
+
+(`veryfast` is the sweet spot on 2-vCPU Lambda, about 67 fps at 1080p30; `medium`
+costs about 2.5x the time for visibly cleaner gradients.)
+
+Inputs are always local files we downloaded ourselves. Each is opened with
+`-protocol_whitelist file,pipe`, the demuxer allow list and the demuxer found at
+probe time forced with `-f`, so no input can make ffmpeg reach the network or
+follow a playlist to another file. Concat lists use `-safe 0` only because they
+hold absolute paths we wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from render_service.engines.ffmpeg.models import SAMPLE_RATE, ChunkSpec, Encoding, RenderPlan, Segment
+from render_service.models.timeline import Fit, Position, Quality
+from render_service.settings import Settings
+
+# The demuxers a source may use. Anything else (hls, concat, image2 sequences, ...) is refused.
+VIDEO_FORMATS = ("mov", "matroska", "avi", "mpegts")
+IMAGE_FORMATS = ("png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe")
+AUDIO_FORMATS = ("mov", "matroska", "mp3", "wav", "aac", "flac", "ogg")
+ALL_FORMATS = tuple(dict.fromkeys(VIDEO_FORMATS + IMAGE_FORMATS + AUDIO_FORMATS))
+
+LADDER: dict[Quality, tuple[int, str, str]] = {
+    Quality.low: (28, "veryfast", "96k"),
+    Quality.medium: (23, "veryfast", "128k"),
+    Quality.high: (19, "medium", "192k"),
+}
+
+# Titles are designed against a 1080-pixel short side; other presets scale the font with it.
+TITLE_REFERENCE_SHORT_SIDE = 1080
+# Seek margin: decode a little past a piece's end so the fps filter never runs short.
+READ_MARGIN_SECONDS = 0.5
+
+
+def encoding_for(quality: Quality, fps: int) -> Encoding:
+    crf, preset, audio_bitrate = LADDER[quality]
+    return Encoding(crf=crf, preset=preset, gop=2 * fps, audio_bitrate=audio_bitrate)
+
+
+# --- escaping ---------------------------------------------------------------------------
+
+
+def filter_value(value: str) -> str:
+    """Escape a filter option value for use inside -filter_complex.
+
+    Two levels, as ffmpeg-filters(1) "Notes on filtergraph escaping" describes:
+    first the option level (`\\`, `'`, `:`), then the graph level (`\\`, `'`, `[`, `]`, `,`, `;`).
+    """
+    level1 = re.sub(r"([\\':])", r"\\\1", value)
+    return re.sub(r"([\\'\[\],;])", r"\\\1", level1)
+
+
+def ffmpeg_color(color: str) -> str:
+    """`#rrggbb[aa]` becomes ffmpeg's `0xrrggbb[aa]`; names pass through (the API checks their shape)."""
+    return "0x" + color[1:] if color.startswith("#") else color
+
+
+def concat_list(paths: Sequence[Path]) -> str:
+    """An ffconcat script; single quotes inside a path are closed, escaped and reopened."""
+    lines = ["ffconcat version 1.0"]
+    lines += ["file '" + str(p).replace("'", "'\\''") + "'" for p in paths]
+    return "\n".join(lines) + "\n"
+
+
+# --- inputs -----------------------------------------------------------------------------
+
+
+def safe_input(path: Path, demuxer: str, formats: Sequence[str]) -> list[str]:
+    """Open one local file: files and pipes only, allowed demuxers only, the probed one forced."""
+    return [
+        "-protocol_whitelist",
+        "file,pipe",
+        "-format_whitelist",
+        ",".join(formats),
+        "-f",
+        demuxer.split(",", maxsplit=1)[0],
+        "-i",
+        str(path),
+    ]
+
+
+def _base(ffmpeg: str, *, progress: bool) -> list[str]:
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    if progress:
+        # key=value progress on stdout, every 0.5 s; -nostats keeps stderr for errors only.
+        argv += ["-progress", "pipe:1", "-nostats", "-stats_period", "0.5"]
+    return argv
+
+
+def probe_argv(ffmpeg: str, path: Path, formats: Sequence[str]) -> list[str]:
+    # No output file: ffmpeg prints the input description and exits 1, which is expected.
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-protocol_whitelist",
+        "file,pipe",
+        "-format_whitelist",
+        ",".join(formats),
+        "-i",
+        str(path),
+    ]
+
+
+def packet_scan_argv(ffmpeg: str, path: Path, demuxer: str) -> list[str]:
+    # framecrc of a stream copy lists every packet's timestamps and flags without decoding.
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        *safe_input(path, demuxer, ALL_FORMATS),
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-f",
+        "framecrc",
+        "pipe:1",
+    ]
+
+
+# --- chunk ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChunkPaths:
+    """Where a chunk worker keeps its files; one directory per chunk, removed afterwards."""
+
+    root: Path
+
+    @classmethod
+    def for_chunk(cls, work_dir: Path, spec: ChunkSpec) -> ChunkPaths:
+        return cls(work_dir / spec.render_id / f"chunk-{spec.index:04d}")
+
+    def source(self, spec: ChunkSpec, index: int) -> Path:
+        return self.root / f"src-{index}{spec.sources[index].ext}"
+
+    def title(self, segment_index: int) -> Path:
+        return self.root / f"title-{segment_index}.txt"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "out.mp4"
+
+
+def fit_filter(fit: Fit, width: int, height: int) -> str:
+    if fit is Fit.cover:
+        return f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height}"
+    if fit is Fit.contain:
+        return (
+            f"scale={width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black"
+        )
+    return f"scale={width}:{height}"
+
+
+def _title_y(position: Position) -> str:
+    if position is Position.top:
+        return "h*0.08"
+    if position is Position.bottom:
+        return "h*0.92-text_h"
+    return "(h-text_h)/2"
+
+
+def _silence(samples: int) -> str:
+    return f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=end_sample={samples}"
+
+
+# Audio is normalised to one format before any crossfade or concat inside the graph.
+_AUDIO_NORM = f"aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
+
+
+def _segment_filters(
+    spec: ChunkSpec, k: int, seg: Segment, *, input_index: int | None, paths: ChunkPaths, font: str
+) -> tuple[str, str]:
+    """The video and audio filter chains for segment k, labelled [v{k}] and [a{k}]."""
+    w, h, fps = spec.width, spec.height, spec.fps
+    # Every piece ends with exactly seg.frames frames: pad (clone the last) then cut.
+    exact = f"tpad=stop_mode=clone:stop=-1,trim=end_frame={seg.frames},setpts=PTS-STARTPTS"
+    norm = "setsar=1,format=yuv420p"
+    if seg.kind == "clip":
+        video = f"[{input_index}:v:0]fps={fps},{fit_filter(seg.fit, w, h)},{norm},{exact}[v{k}]"
+    elif seg.kind == "image":
+        # Scale the single decoded picture once, then repeat it.
+        video = (
+            f"[{input_index}:v:0]{fit_filter(seg.fit, w, h)},{norm},loop=loop=-1:size=1,"
+            f"settb=1/{fps},setpts=N,fps={fps},{exact}[v{k}]"
+        )
+    else:
+        size = round((seg.font_size or 72) * min(w, h) / TITLE_REFERENCE_SHORT_SIDE)
+        # textfile + expansion=none: the user's text never reaches the filter parser.
+        draw = ":".join(
+            [
+                f"drawtext=fontfile={filter_value(font)}",
+                f"textfile={filter_value(str(paths.title(k)))}",
+                "expansion=none",
+                f"fontsize={max(size, 4)}",
+                f"fontcolor={ffmpeg_color(seg.color or 'white')}",
+                "text_align=C",
+                "x=(w-text_w)/2",
+                f"y={_title_y(seg.position)}",
+            ]
+        )
+        background = ffmpeg_color(seg.background or "black")
+        video = f"color=c={background}:s={w}x{h}:r={fps},trim=end_frame={seg.frames},{norm},{draw}[v{k}]"
+    source = spec.sources[seg.source] if seg.source is not None else None
+    if seg.kind == "clip" and source is not None and source.has_audio and not seg.muted:
+        gain = f",volume={seg.volume:g}" if seg.volume != 1 else ""
+        audio = f"[{input_index}:a:0]{_AUDIO_NORM}{gain},apad,atrim=end_sample={seg.samples},asetpts=N/SR/TB[a{k}]"
+    else:
+        # Titles, images, muted and silent clips get silence so audio stays aligned with video.
+        audio = f"{_silence(seg.samples)},{_AUDIO_NORM}[a{k}]"
+    return video, audio
+
+
+def chunk_argv(spec: ChunkSpec, paths: ChunkPaths, *, ffmpeg: str, font: str) -> list[str]:
+    """The single ffmpeg run that renders one chunk: H.264 video + 48 kHz PCM audio in MP4."""
+    if spec.mode == "copy":
+        return _copy_chunk_argv(spec, paths, ffmpeg)
+    argv = _base(ffmpeg, progress=True)
+    graph: list[str] = []
+    next_input = 0
+    for k, seg in enumerate(spec.segments):
+        input_index = None
+        if seg.kind in ("clip", "image") and seg.source is not None:
+            source = spec.sources[seg.source]
+            if seg.kind == "clip":
+                # Input seeking: fast, and frame-accurate because we decode (not copy) here.
+                read = seg.frames / spec.fps + READ_MARGIN_SECONDS
+                argv += ["-ss", f"{seg.start_seconds:.6f}", "-t", f"{read:.6f}"]
+                argv += safe_input(paths.source(spec, seg.source), source.demuxer, VIDEO_FORMATS)
+            else:
+                argv += safe_input(paths.source(spec, seg.source), source.demuxer, IMAGE_FORMATS)
+            input_index = next_input
+            next_input += 1
+        video, audio = _segment_filters(spec, k, seg, input_index=input_index, paths=paths, font=font)
+        graph += [video, audio]
+    graph += _join_segments(spec)
+    argv += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]"]
+    argv += ["-frames:v", str(spec.frames)]
+    argv += _video_encoder(spec.encoding)
+    argv += _chunk_audio()
+    argv += ["-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", str(paths.output)]
+    return argv
+
+
+def _join_segments(spec: ChunkSpec) -> list[str]:
+    """Chain the segments: xfade/acrossfade where a transition joins them, concat elsewhere."""
+    fps = spec.fps
+    chains: list[str] = []
+    acc_v, acc_a, acc_frames = "[v0]", "[a0]", spec.segments[0].frames
+    for k, seg in enumerate(spec.segments[1:], start=1):
+        out_v, out_a = f"[vj{k}]", f"[aj{k}]"
+        t = seg.transition_in
+        if t is not None:
+            offset = (acc_frames - t.frames) / fps
+            chains.append(
+                f"{acc_v}[v{k}]xfade=transition={t.type}:duration={t.frames / fps:.6f}:offset={offset:.6f}{out_v}"
+            )
+            chains.append(f"{acc_a}[a{k}]acrossfade=ns={t.samples}{out_a}")
+            acc_frames += seg.frames - t.frames
+        else:
+            # concat outputs in microseconds; xfade further on needs both inputs at 1/fps.
+            chains.append(f"{acc_v}{acc_a}[v{k}][a{k}]concat=n=2:v=1:a=1[vc{k}]{out_a}")
+            chains.append(f"[vc{k}]settb=1/{fps}{out_v}")
+            acc_frames += seg.frames
+        acc_v, acc_a = out_v, out_a
+    # Guards: whatever rounding happened inside, the chunk has exactly its frames and samples.
+    chains.append(f"{acc_v}tpad=stop_mode=clone:stop=-1,trim=end_frame={spec.frames},setpts=PTS-STARTPTS[vout]")
+    chains.append(f"{acc_a}apad,atrim=end_sample={spec.samples},asetpts=N/SR/TB[aout]")
+    return chains
+
+
+def _video_encoder(enc: Encoding) -> list[str]:
+    return [
+        "-c:v",
+        "libx264",
+        "-preset",
+        enc.preset,
+        "-crf",
+        str(enc.crf),
+        "-profile:v",
+        enc.profile,
+        "-pix_fmt",
+        "yuv420p",
+        # Closed GOPs of a fixed maximum length: every chunk starts on an IDR frame that
+        # needs nothing from the previous chunk.
+        "-g",
+        str(enc.gop),
+        "-flags",
+        "+cgop",
+    ]
+
+
+def _chunk_audio() -> list[str]:
+    # PCM, not AAC: chunks are joined sample-exactly and AAC is encoded once, at the join.
+    return ["-c:a", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-ac", "2"]
+
+
+def _copy_chunk_argv(spec: ChunkSpec, paths: ChunkPaths, ffmpeg: str) -> list[str]:
+    """Smart copy: the clip's H.264 packets are copied from keyframe to keyframe; only audio is decoded."""
+    (seg,) = spec.segments
+    assert seg.source is not None
+    source = spec.sources[seg.source]
+    argv = _base(ffmpeg, progress=True)
+    argv += ["-ss", f"{seg.start_seconds:.6f}"]
+    argv += safe_input(paths.source(spec, seg.source), source.demuxer, VIDEO_FORMATS)
+    if source.has_audio and not seg.muted:
+        gain = f",volume={seg.volume:g}" if seg.volume != 1 else ""
+        audio = f"[0:a:0]{_AUDIO_NORM}{gain},apad,atrim=end_sample={spec.samples},asetpts=N/SR/TB[aout]"
+    else:
+        audio = f"{_silence(spec.samples)},{_AUDIO_NORM}[aout]"
+    argv += ["-filter_complex", audio]
+    argv += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(spec.frames)]
+    argv += ["-map", "[aout]", *_chunk_audio()]
+    argv += ["-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", str(paths.output)]
+    return argv
+
+
+# --- join -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JoinPaths:
+    root: Path
+
+    @classmethod
+    def for_plan(cls, work_dir: Path, plan: RenderPlan) -> JoinPaths:
+        return cls(work_dir / plan.render_id / "join")
+
+    def chunk(self, index: int) -> Path:
+        return self.root / f"chunk-{index:04d}.mp4"
+
+    @property
+    def concat_list(self) -> Path:
+        return self.root / "chunks.ffconcat"
+
+    def soundtrack(self, plan: RenderPlan) -> Path:
+        assert plan.soundtrack is not None
+        return self.root / f"soundtrack{plan.soundtrack.source.ext}"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output.mp4"
+
+
+def join_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
+    """Concat the chunks with a video stream copy; encode the whole audio track once, as AAC."""
+    total = plan.total_samples
+    argv = _base(ffmpeg, progress=True)
+    # -safe 0: the list holds absolute paths, and we wrote every line of it.
+    argv += ["-protocol_whitelist", "file,pipe", "-format_whitelist", "concat,mov"]
+    argv += ["-f", "concat", "-safe", "0", "-i", str(paths.concat_list)]
+    graph = [f"[0:a:0]{_AUDIO_NORM},apad,atrim=end_sample={total}[clips]"]
+    if plan.soundtrack is not None:
+        st = plan.soundtrack
+        # Loop the soundtrack forever; atrim cuts it to the video's length.
+        argv += ["-stream_loop", "-1"]
+        argv += safe_input(paths.soundtrack(plan), st.source.demuxer, AUDIO_FORMATS)
+        chain = f"[1:a:0]{_AUDIO_NORM},volume={st.volume:g},atrim=end_sample={total},asetpts=N/SR/TB"
+        fade = min(st.fade_out_seconds, plan.duration_seconds)
+        if fade > 0:
+            chain += f",afade=t=out:st={plan.duration_seconds - fade:.6f}:d={fade:.6f}"
+        graph.append(chain + "[music]")
+        # normalize=0: amix must not halve the clips' level just because music is present.
+        graph.append("[clips][music]amix=inputs=2:duration=first:normalize=0[mixed]")
+        graph.append(f"[mixed]apad,atrim=end_sample={total}[aout]")
+    else:
+        graph[0] = graph[0].replace("[clips]", "[aout]")
+    argv += ["-filter_complex", ";".join(graph)]
+    argv += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(plan.total_frames)]
+    argv += ["-map", "[aout]", "-c:a", "aac", "-b:a", plan.encoding.audio_bitrate]
+    argv += ["-ar", str(SAMPLE_RATE), "-ac", "2"]
+    # +faststart: moov before mdat so browsers start playing before the download ends.
+    argv += ["-movflags", "+faststart", "-map_metadata", "-1", "-f", "mp4", str(paths.output)]
+    return argv
+
+
+def planned_commands(plan: RenderPlan, settings: Settings) -> list[list[str]]:
+    """Every ffmpeg argv the plan implies, in order: one per chunk, then the join."""
+    argvs = [
+        chunk_argv(spec, ChunkPaths.for_chunk(settings.work_dir, spec), ffmpeg=settings.ffmpeg, font=settings.font)
+        for spec in plan.chunks
+    ]
+    argvs.append(join_argv(plan, JoinPaths.for_plan(settings.work_dir, plan), ffmpeg=settings.ffmpeg))
+    return argvs

@@ -1,0 +1,58 @@
+"""FinalizeRender's half of the engine: join the chunks, encode the audio once, upload, probe."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING
+
+from render_service import errors, sources
+from render_service.engines.ffmpeg.commands import JoinPaths, concat_list, join_argv
+from render_service.engines.ffmpeg.models import MediaInfo, RenderPlan
+from render_service.engines.ffmpeg.probe import probe
+from render_service.engines.ffmpeg.runner import run_ffmpeg
+from render_service.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MAX_CHUNK_BYTES = 4 << 30
+JOIN_TIMEOUT_SECONDS = 600.0
+
+
+def join_chunks(
+    plan: RenderPlan,
+    chunk_keys: list[str],
+    dest_key: str,
+    *,
+    s3: S3Client,
+    bucket: str,
+    settings: Settings,
+    timeout_seconds: float = JOIN_TIMEOUT_SECONDS,
+) -> MediaInfo:
+    """Concat demuxer with `-c:v copy`, soundtrack mixed in, AAC once, `+faststart`; returns the probe."""
+    if len(chunk_keys) != len(plan.chunks):
+        raise errors.EncodeFailed(f"expected {len(plan.chunks)} chunks, got {len(chunk_keys)}")
+    paths = JoinPaths.for_plan(settings.work_dir, plan)
+    shutil.rmtree(paths.root, ignore_errors=True)
+    paths.root.mkdir(parents=True)
+    try:
+        for index, key in enumerate(chunk_keys):
+            sources.fetch_s3(s3, bucket, key, paths.chunk(index), max_bytes=MAX_CHUNK_BYTES, where=f"chunk {index}")
+        if plan.soundtrack is not None:
+            ref = plan.soundtrack.source
+            sources.fetch_s3(
+                s3,
+                ref.bucket,
+                ref.key,
+                paths.soundtrack(plan),
+                max_bytes=max(ref.size_bytes, 1),
+                where="timeline.soundtrack.src",
+                etag=ref.etag,
+            )
+        paths.concat_list.write_text(concat_list([paths.chunk(i) for i in range(len(chunk_keys))]))
+        run_ffmpeg(join_argv(plan, paths, ffmpeg=settings.ffmpeg), timeout=timeout_seconds, what="join")
+        info = probe(paths.output, settings=settings)
+        s3.upload_file(str(paths.output), bucket, dest_key, ExtraArgs={"ContentType": "video/mp4"})
+        return info
+    finally:
+        shutil.rmtree(paths.root, ignore_errors=True)

@@ -1,0 +1,121 @@
+"""The engine's data: what planning hands to chunk workers and to the join.
+
+Everything here is JSON-serialisable (a `ChunkSpec` is stored as a JSON string in
+DynamoDB and read back by another Lambda container), so it holds S3 locations,
+never local paths, and integer frame and sample counts, never float seconds
+that would drift when summed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from render_service.models.timeline import Fit, Position
+
+SAMPLE_RATE = 48_000
+"""Every chunk's audio and the final AAC track use this rate, stereo."""
+
+
+class EngineModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceRef(EngineModel):
+    """A probed input, as a chunk worker finds it in S3."""
+
+    bucket: str
+    key: str
+    etag: str | None = Field(None, description="Pins the object version read at planning time.")
+    size_bytes: int
+    ext: str = Field(description="File suffix for the local copy, e.g. '.mp4'.")
+    demuxer: str = Field(description="ffmpeg demuxer found by probing; forced with -f at render time.")
+    has_audio: bool
+
+
+class Encoding(EngineModel):
+    """Encoder settings shared by every chunk of one render, so their streams concatenate cleanly."""
+
+    crf: int
+    preset: str
+    profile: str = "high"
+    gop: int = Field(description="Maximum keyframe interval in frames.")
+    audio_bitrate: str
+
+
+class TransitionIn(EngineModel):
+    type: str
+    frames: int = Field(gt=0, description="Overlap with the previous segment in the same chunk.")
+    samples: int = Field(gt=0)
+
+
+class Segment(EngineModel):
+    """One scene's share of one chunk."""
+
+    scene: int
+    kind: Literal["clip", "title", "image"]
+    frames: int = Field(gt=0)
+    samples: int = Field(gt=0)
+    transition_in: TransitionIn | None = None
+    source: int | None = Field(None, description="Index into ChunkSpec.sources.")
+    start_seconds: float = Field(0.0, description="Clip: where this piece starts in the source.")
+    fit: Fit = Fit.cover
+    volume: float = 1.0
+    muted: bool = False
+    text: str | None = None
+    color: str | None = None
+    background: str | None = None
+    font_size: int | None = Field(None, description="Pixels at the output resolution.")
+    position: Position = Position.center
+
+
+class ChunkSpec(EngineModel):
+    render_id: str
+    index: int
+    frames: int = Field(gt=0, description="Exact number of video frames this chunk produces.")
+    start_frame: int = Field(ge=0, description="Position of the chunk's first frame in the output.")
+    samples: int = Field(gt=0, description="Exact number of audio samples (48 kHz) this chunk produces.")
+    mode: Literal["copy", "encode"]
+    width: int
+    height: int
+    fps: int
+    encoding: Encoding
+    segments: list[Segment]
+    sources: list[SourceRef]
+
+
+class SoundtrackSpec(EngineModel):
+    source: SourceRef
+    volume: float
+    fade_out_seconds: float
+
+
+class RenderPlan(EngineModel):
+    render_id: str
+    chunks: list[ChunkSpec]
+    duration_seconds: float
+    total_frames: int
+    total_samples: int
+    width: int
+    height: int
+    fps: int
+    encoding: Encoding
+    soundtrack: SoundtrackSpec | None = None
+    staged_keys: list[str] = Field(
+        default_factory=list, description="Objects written under work/<renderId>/ by planning (https sources)."
+    )
+
+    @property
+    def encode_chunks(self) -> int:
+        return sum(1 for c in self.chunks if c.mode == "encode")
+
+
+class MediaInfo(BaseModel):
+    duration_seconds: float
+    size_bytes: int
+    width: int
+    height: int
+    fps: float
+    video_codec: str
+    audio_codec: str | None

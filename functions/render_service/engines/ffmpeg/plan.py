@@ -1,0 +1,362 @@
+"""Pure planning: from a request and probed sources to chunks. No I/O here.
+
+The output is laid out in integer frames at the output fps. Scene i occupies
+frames [start_i, start_i + frames_i); a transition into scene i overlaps it with
+the previous scene by `overlap_i` frames, so the total is the sum of the scenes
+minus the overlaps. Audio positions derive from frame positions
+(`sample(f) = round(f * 48000 / fps)`), so every chunk's audio is exactly as long
+as its video and chunk lengths add up without drift.
+
+Chunking: a chunk is a window [a, b) over that frame line. A cut may fall
+anywhere except strictly inside a transition's overlap, so every xfade happens
+inside one chunk; scene boundaries without a transition are the preferred cuts,
+and a long scene is split near the target length. A chunk that starts inside a
+scene seeks into its source; one that starts where a transition begins carries
+the previous scene's tail and does the crossfade itself.
+
+Smart copy: a clip whose source already is the output (H.264 yuv420p, same size
+and fps, square pixels, no rotation), with no transition on either side, whose
+cut starts on a keyframe and ends on a keyframe or at the source's end, and
+whose frames in that window are constant-rate and closed (no packet outside the
+window is needed to decode it), becomes its own `copy` chunk: its video packets
+are copied, only its audio is decoded (to PCM, like every chunk's audio).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+from render_service import errors
+from render_service.engines.ffmpeg.commands import encoding_for
+from render_service.engines.ffmpeg.models import (
+    SAMPLE_RATE,
+    ChunkSpec,
+    Encoding,
+    RenderPlan,
+    Segment,
+    SoundtrackSpec,
+    SourceRef,
+    TransitionIn,
+)
+from render_service.engines.ffmpeg.probe import Packet, Probe, VideoPackets
+from render_service.models.timeline import ClipScene, ImageScene, RenderRequest, SubjectType, TitleScene
+
+MAX_OUTPUT_SECONDS = 600.0
+MAX_CLIP_SUBJECT_SECONDS = 20.0
+DEFAULT_CHUNK_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """A fetched and probed source, as planning needs it."""
+
+    ref: SourceRef
+    probe: Probe
+    packets: VideoPackets | None = None  # clips only
+
+
+@dataclass(frozen=True)
+class _Scene:
+    index: int
+    frames: int
+    overlap: int  # frames shared with the previous scene (its transition), 0 if none
+    start: int  # first output frame
+    trim_start: float = 0.0
+    copy_start: float | None = None  # seconds, set when the scene is copied
+
+
+def sample_at(frame: int, fps: int) -> int:
+    """The audio sample position of an output frame (round half up, deterministic)."""
+    return (frame * SAMPLE_RATE * 2 + fps) // (2 * fps)
+
+
+def build_plan(
+    render_id: str,
+    request: RenderRequest,
+    sources: Mapping[str, SourceInfo],
+    *,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    staged_keys: list[str] | None = None,
+) -> RenderPlan:
+    out = request.output
+    fps = out.fps
+    width, height = out.size
+    encoding = encoding_for(out.quality, fps)
+    scenes = _layout(request, sources, fps)
+    total = scenes[-1].start + scenes[-1].frames
+    seconds = total / fps
+    if seconds > MAX_OUTPUT_SECONDS + 1e-9:
+        raise errors.RenderTooLong(f"the timeline lasts {seconds:.1f} s; at most {MAX_OUTPUT_SECONDS:.0f} s")
+    subject = request.subject
+    if subject is not None and subject.type is SubjectType.clip and seconds > MAX_CLIP_SUBJECT_SECONDS + 1e-9:
+        raise errors.RenderTooLong(
+            f"a clip render lasts at most {MAX_CLIP_SUBJECT_SECONDS:.0f} s; this timeline lasts {seconds:.1f} s"
+        )
+    scenes = [
+        _with_copy(s, request=request, sources=sources, fps=fps, size=(width, height), scenes=scenes) for s in scenes
+    ]
+    windows = _windows(scenes, round(chunk_seconds * fps), total)
+    ctx = _Context(render_id, request, sources, scenes, fps, width, height, encoding)
+    chunks = [_chunk(ctx, n, a, b) for n, (a, b) in enumerate(windows)]
+    soundtrack = None
+    if request.timeline.soundtrack is not None:
+        st = request.timeline.soundtrack
+        soundtrack = SoundtrackSpec(source=sources[st.src].ref, volume=st.volume, fade_out_seconds=st.fadeOut)
+    return RenderPlan(
+        render_id=render_id,
+        chunks=chunks,
+        duration_seconds=seconds,
+        total_frames=total,
+        total_samples=sample_at(total, fps),
+        width=width,
+        height=height,
+        fps=fps,
+        encoding=encoding,
+        soundtrack=soundtrack,
+        staged_keys=staged_keys or [],
+    )
+
+
+def _layout(request: RenderRequest, sources: Mapping[str, SourceInfo], fps: int) -> list[_Scene]:
+    scenes: list[_Scene] = []
+    start = 0
+    for i, scene in enumerate(request.timeline.scenes):
+        trim = 0.0
+        if isinstance(scene, ClipScene):
+            info = sources[scene.src]
+            end = video_end_seconds(info)
+            trim = scene.trimStart
+            if trim >= end - 0.5 / fps:
+                raise errors.SourceInvalid(
+                    f"scenes[{i}].trimStart: {trim:g} s is at or past the end of the video ({end:.3f} s)"
+                )
+            # Absent duration means "to the end"; a duration past the end is cut at the end.
+            wanted = end - trim if scene.duration is None else min(scene.duration, end - trim)
+            frames = max(1, round(wanted * fps))
+        else:
+            frames = max(1, round(scene.duration * fps))
+        t = scene.transition
+        overlap = 0
+        if i > 0 and t is not None and t.type != "none":
+            overlap = max(1, round(t.duration * fps))
+            if overlap >= frames or overlap >= scenes[-1].frames:
+                raise errors.RenderFailure(
+                    f"scenes[{i}].transition.duration ({t.duration:g} s) must be shorter than both scenes it joins"
+                )
+        start = start - overlap if scenes else 0
+        scenes.append(_Scene(index=i, frames=frames, overlap=overlap, start=start, trim_start=trim))
+        start += frames
+    return scenes
+
+
+def video_end_seconds(info: SourceInfo) -> float:
+    """Where the first video stream ends, relative to the file's start (what `-ss` counts from)."""
+    if info.packets is None:
+        return info.probe.duration_seconds or 0.0
+    return float(info.packets.end_pts * info.packets.time_base) - info.probe.start_seconds
+
+
+# --- smart copy --------------------------------------------------------------------------
+
+
+def _with_copy(
+    scene: _Scene,
+    *,
+    request: RenderRequest,
+    sources: Mapping[str, SourceInfo],
+    fps: int,
+    size: tuple[int, int],
+    scenes: list[_Scene],
+) -> _Scene:
+    spec = request.timeline.scenes[scene.index]
+    if not isinstance(spec, ClipScene):
+        return scene
+    following = scenes[scene.index + 1] if scene.index + 1 < len(scenes) else None
+    if scene.overlap or (following is not None and following.overlap):
+        return scene
+    start = copy_start(sources[spec.src], spec.trimStart, scene.frames, fps, size)
+    if start is None:
+        return scene
+    return _Scene(
+        index=scene.index,
+        frames=scene.frames,
+        overlap=0,
+        start=scene.start,
+        trim_start=scene.trim_start,
+        copy_start=start,
+    )
+
+
+def copy_start(info: SourceInfo, trim_start: float, frames: int, fps: int, size: tuple[int, int]) -> float | None:
+    """The seek position (seconds) for copying `frames` frames from `trim_start`, or None if not copyable.
+
+    The position is rounded *up* to the microsecond (ffmpeg's unit), because a
+    stream-copy seek lands on the keyframe at or before it.
+    """
+    video, packets = info.probe.video, info.packets
+    if video is None or packets is None or not info.ref.demuxer.startswith("mov"):
+        return None
+    if (video.codec, video.pix_fmt, (video.width, video.height)) != ("h264", "yuv420p", size):
+        return None
+    if abs(video.fps - fps) > 0.01 or video.rotation or video.sar not in (None, Fraction(1)):
+        return None
+    tb = packets.time_base
+    frame_ticks = Fraction(1, fps) / tb
+    offset = Fraction(info.probe.start_seconds).limit_denominator(1_000_000) / tb
+    half = frame_ticks / 2
+    order = packets.packets
+    wanted_start = Fraction(trim_start).limit_denominator(1_000_000) / tb + offset
+    first = next((j for j, p in enumerate(order) if p.key and abs(p.pts - wanted_start) <= half), None)
+    if first is None or not _clean_cut(order, first):
+        return None
+    if first + frames > len(order):
+        return None
+    window = order[first : first + frames]
+    end = first + frames
+    if end < len(order) and not (order[end].key and _clean_cut(order, end)):
+        return None
+    # The window must be exactly `frames` frames at a constant rate, in presentation order.
+    pts = sorted(p.pts for p in window)
+    if pts[0] != order[first].pts:
+        return None
+    if any(abs((b - a) - frame_ticks) > frame_ticks / 100 for a, b in itertools.pairwise(pts)):
+        return None
+    seconds = (order[first].pts - offset) * tb
+    return math.ceil(seconds * 1_000_000) / 1_000_000
+
+
+def _clean_cut(order: list[Packet], j: int) -> bool:
+    """True if packet j splits the stream cleanly: nothing before it shows later, nothing after it earlier."""
+    pts = order[j].pts
+    return all(p.pts < pts for p in order[:j]) and all(p.pts >= pts for p in order[j:])
+
+
+# --- chunking ---------------------------------------------------------------------------
+
+
+def _windows(scenes: list[_Scene], target: int, total: int) -> list[tuple[int, int]]:
+    """Cut [0, total) into chunk windows; copied scenes are windows of their own."""
+    target = max(target, 1)
+    windows: list[tuple[int, int]] = []
+    run_start: int | None = None
+    for scene in scenes:
+        if scene.copy_start is not None:
+            if run_start is not None:
+                windows += _split(run_start, scene.start, scenes, target)
+                run_start = None
+            windows.append((scene.start, scene.start + scene.frames))
+        elif run_start is None:
+            run_start = scene.start
+    if run_start is not None:
+        windows += _split(run_start, total, scenes, target)
+    return windows
+
+
+def _split(a: int, b: int, scenes: list[_Scene], target: int) -> list[tuple[int, int]]:
+    clean = sorted(s.start for s in scenes if a < s.start < b and not s.overlap)
+    overlaps = [(s.start, s.start + s.overlap) for s in scenes if s.overlap]
+    windows = []
+    while b - a > target * 3 // 2:
+        ideal = a + target
+        candidates = [c for c in clean if a + target // 2 <= c <= a + target * 3 // 2]
+        if candidates:
+            cut = min(candidates, key=lambda c: abs(c - ideal))
+        else:
+            cut = ideal
+            for lo, hi in overlaps:
+                if lo < cut < hi:
+                    cut = hi  # never split a crossfade
+        if cut >= b:
+            break
+        windows.append((a, cut))
+        a = cut
+    windows.append((a, b))
+    return windows
+
+
+@dataclass(frozen=True)
+class _Context:
+    render_id: str
+    request: RenderRequest
+    sources: Mapping[str, SourceInfo]
+    scenes: list[_Scene]
+    fps: int
+    width: int
+    height: int
+    encoding: Encoding
+
+
+def _chunk(ctx: _Context, index: int, a: int, b: int) -> ChunkSpec:
+    fps, request = ctx.fps, ctx.request
+    refs: dict[str, int] = {}
+    segments: list[Segment] = []
+    mode = "encode"
+    for scene in ctx.scenes:
+        p0, p1 = max(a, scene.start), min(b, scene.start + scene.frames)
+        if p0 >= p1:
+            continue
+        spec = request.timeline.scenes[scene.index]
+        transition = None
+        if scene.overlap and p0 == scene.start and segments:
+            t = spec.transition
+            assert t is not None
+            transition = TransitionIn(
+                type=t.type,
+                frames=scene.overlap,
+                samples=sample_at(scene.start + scene.overlap, fps) - sample_at(scene.start, fps),
+            )
+        common = {
+            "scene": scene.index,
+            "frames": p1 - p0,
+            "samples": sample_at(p1, fps) - sample_at(p0, fps),
+            "transition_in": transition,
+        }
+        if isinstance(spec, ClipScene):
+            source = refs.setdefault(spec.src, len(refs))
+            if scene.copy_start is not None:
+                mode = "copy"
+                start = scene.copy_start
+            else:
+                start = scene.trim_start + (p0 - scene.start) / fps
+            segment = Segment(
+                kind="clip",
+                source=source,
+                start_seconds=start,
+                fit=spec.fit,
+                volume=spec.volume,
+                muted=spec.muted,
+                **common,
+            )
+        elif isinstance(spec, ImageScene):
+            source = refs.setdefault(spec.src, len(refs))
+            segment = Segment(kind="image", source=source, fit=spec.fit, **common)
+        else:
+            assert isinstance(spec, TitleScene)
+            segment = Segment(
+                kind="title",
+                text=spec.text,
+                color=spec.color,
+                background=spec.background,
+                font_size=spec.fontSize,
+                position=spec.position,
+                **common,
+            )
+        segments.append(segment)
+    return ChunkSpec(
+        render_id=ctx.render_id,
+        index=index,
+        frames=b - a,
+        start_frame=a,
+        samples=sample_at(b, fps) - sample_at(a, fps),
+        mode=mode,
+        width=ctx.width,
+        height=ctx.height,
+        fps=fps,
+        encoding=ctx.encoding,
+        segments=segments,
+        sources=[ctx.sources[src].ref for src in refs],
+    )

@@ -1,0 +1,333 @@
+"""Fetching user-named sources safely (shared by every engine).
+
+A timeline names its media as `s3://bucket/key` or `https://...`. Neither URL is
+ever handed to ffmpeg: we download the bytes to a local file ourselves, bounded
+in size and time, and only then let ffmpeg (restricted to local files) look at it.
+
+- `s3://`: only buckets on the allow list (`Settings.source_buckets`); the caller
+  checks that with `check_s3_allowed`, then `fetch_s3` downloads, pinned to the
+  object's ETag so a worker reads the same bytes the planner probed.
+- `https://` (SSRF guard): port 443 only, no userinfo, no numeric-looking host
+  forms (`2130706433`, `0x7f.1`, `0177.0.0.1`); the host is resolved once and every
+  address must be public (not private, loopback, link-local/metadata, multicast,
+  reserved, unspecified, CGNAT 100.64/10, IPv6 ULA or link-local, nor an IPv4-mapped,
+  6to4 or NAT64 form of those). The TCP connection goes to that vetted address
+  while TLS SNI, certificate check and the Host header use the name, so a second
+  DNS answer (rebinding) cannot redirect it. Redirects are followed by hand, at
+  most 3, and every hop is checked again. The body is streamed and aborted past
+  `max_bytes`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from render_service import errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MAX_REDIRECTS = 3
+CONNECT_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS = 30.0
+TOTAL_TIMEOUT_SECONDS = 300.0
+BLOCK = 1 << 20
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Hosts such as "2130706433", "0x7f000001", "0177.1" or "127.1" are IPv4 to inet_aton but
+# not to ipaddress; they are never legitimate DNS names, so they are refused outright.
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$", re.IGNORECASE)
+_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9-]{1,63}\.?$")
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+
+def parse_s3(src: str) -> S3Location | None:
+    if not src.startswith("s3://"):
+        return None
+    bucket, _, key = src[5:].partition("/")
+    return S3Location(bucket, key)
+
+
+def check_s3_allowed(src: str, allowed: frozenset[str], *, where: str) -> S3Location:
+    loc = parse_s3(src)
+    if loc is None or not loc.bucket or not loc.key:
+        raise errors.SourceNotAllowed(f"{where}: only s3:// and https:// sources are accepted")
+    if loc.bucket not in allowed:
+        raise errors.SourceNotAllowed(f"{where}: bucket '{loc.bucket}' is not allowed")
+    return loc
+
+
+def suffix_of(path: str) -> str:
+    """A safe file suffix for a local copy ('.mp4'), or '.bin'; the demuxer is chosen by probing anyway."""
+    name = path.rsplit("/", 1)[-1]
+    match = re.search(r"(\.[A-Za-z0-9]{1,5})$", name)
+    return match.group(1).lower() if match else ".bin"
+
+
+# --- S3 --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetched:
+    size_bytes: int
+    etag: str | None = None
+    content_type: str | None = None
+
+
+def fetch_s3(
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    where: str,
+    etag: str | None = None,
+) -> Fetched:
+    """Download one object, refusing it past `max_bytes`; with `etag`, only that version."""
+    kwargs = {"Bucket": bucket, "Key": key}
+    if etag:
+        kwargs["IfMatch"] = etag
+    try:
+        obj = s3.get_object(**kwargs)  # type: ignore[arg-type]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise errors.SourceUnavailable(f"{where}: s3://{bucket}/{key} does not exist") from None
+        if code in ("PreconditionFailed", "412"):
+            raise errors.SourceUnavailable(f"{where}: s3://{bucket}/{key} changed during the render") from None
+        if code in ("AccessDenied", "403", "NoSuchBucket"):
+            raise errors.SourceUnavailable(f"{where}: s3://{bucket}/{key} cannot be read ({code})") from None
+        raise
+    length = obj.get("ContentLength", 0)
+    if length > max_bytes:
+        obj["Body"].close()
+        raise errors.SourceTooLarge(f"{where}: {length} bytes; at most {max_bytes}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    size = 0
+    try:
+        with dest.open("wb") as out:
+            for block in obj["Body"].iter_chunks(BLOCK):
+                size += len(block)
+                if size > max_bytes:
+                    raise errors.SourceTooLarge(f"{where}: more than {max_bytes} bytes")
+                out.write(block)
+    except (BotoCoreError, OSError) as exc:
+        raise errors.SourceUnavailable(f"{where}: download interrupted ({type(exc).__name__})") from None
+    finally:
+        obj["Body"].close()
+    return Fetched(size_bytes=size, etag=obj.get("ETag"), content_type=obj.get("ContentType"))
+
+
+# --- HTTPS -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpsTarget:
+    url: str
+    host: str
+    port: int
+    path: str  # path and query, as sent in the request line
+
+
+def check_https_url(url: str, *, where: str) -> HttpsTarget:
+    """Refuse everything but a plain https URL to a DNS name or a public IP literal."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 443
+    except ValueError:
+        raise errors.SourceNotAllowed(f"{where}: not a valid URL") from None
+    if parts.scheme.lower() != "https":
+        raise errors.SourceNotAllowed(f"{where}: only https:// URLs are fetched")
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        raise errors.SourceNotAllowed(f"{where}: URLs with credentials are refused")
+    if port != 443:
+        raise errors.SourceNotAllowed(f"{where}: only port 443 is allowed")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise errors.SourceNotAllowed(f"{where}: the URL has no host")
+    literal = _ip_literal(host)
+    if literal is not None:
+        if not is_public_address(literal):
+            raise errors.SourceNotAllowed(f"{where}: address {literal} is not public")
+    else:
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise errors.SourceNotAllowed(f"{where}: invalid host name") from None
+        if _NUMERIC_HOST.match(host) or not _HOSTNAME.match(host) or host == "localhost" or host.endswith(".localhost"):
+            raise errors.SourceNotAllowed(f"{where}: host '{host}' is not allowed")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return HttpsTarget(url=url, host=host, port=port, path=path)
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return None
+
+
+def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True only for globally routable unicast addresses, looking through IPv6 wrappers of IPv4."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return is_public_address(ip.ipv4_mapped)
+        if ip.sixtofour is not None:
+            return is_public_address(ip.sixtofour)
+        if ip.teredo is not None:
+            return False
+        if ip in _NAT64:
+            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.is_site_local:
+            return False
+    elif ip in _CGNAT:
+        return False
+    return ip.is_global and not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+    )
+
+
+Resolver = Callable[..., list[Any]]
+
+
+def resolve_public(host: str, port: int, *, where: str, resolver: Resolver = socket.getaddrinfo) -> str:
+    """Resolve once; every answer must be public (a mixed answer is an attack). Returns the address to use."""
+    literal = _ip_literal(host)
+    if literal is not None:
+        if not is_public_address(literal):
+            raise errors.SourceNotAllowed(f"{where}: address {literal} is not public")
+        return str(literal)
+    try:
+        answers = resolver(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        raise errors.SourceUnavailable(f"{where}: host '{host}' does not resolve") from None
+    addresses = []
+    for _family, _type, _proto, _canon, sockaddr in answers:
+        ip = _ip_literal(str(sockaddr[0]))
+        if ip is None or not is_public_address(ip):
+            raise errors.SourceNotAllowed(f"{where}: host '{host}' resolves to a non-public address")
+        addresses.append(str(ip))
+    if not addresses:
+        raise errors.SourceUnavailable(f"{where}: host '{host}' does not resolve")
+    return addresses[0]
+
+
+class Response(Protocol):
+    status: int
+
+    def getheader(self, name: str) -> str | None: ...
+
+    def read(self, amt: int | None = None) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+Opener = Callable[[HttpsTarget, str], Response]
+HttpsFetcher = Callable[..., "Fetched"]
+"""`fetch_https`'s shape (url, dest, *, max_bytes, where) -> Fetched; injectable in tests."""
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to a fixed, already vetted IP; SNI, certificate and Host still use the name."""
+
+    def __init__(self, target: HttpsTarget, address: str, context: ssl.SSLContext) -> None:
+        super().__init__(target.host, target.port, timeout=CONNECT_TIMEOUT_SECONDS, context=context)
+        self._address = address
+        self._ctx = context
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), timeout=CONNECT_TIMEOUT_SECONDS)
+        sock.settimeout(READ_TIMEOUT_SECONDS)
+        self.sock = self._ctx.wrap_socket(sock, server_hostname=self.host)
+
+
+def pinned_opener(context: ssl.SSLContext | None = None) -> Opener:
+    ctx = context or ssl.create_default_context()
+
+    def open_(target: HttpsTarget, address: str) -> Response:
+        conn = _PinnedHTTPSConnection(target, address, ctx)
+        conn.request("GET", target.path, headers={"User-Agent": "render-service/1", "Accept-Encoding": "identity"})
+        return conn.getresponse()
+
+    return open_
+
+
+def fetch_https(
+    url: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    where: str,
+    resolver: Resolver = socket.getaddrinfo,
+    opener: Opener | None = None,
+    max_redirects: int = MAX_REDIRECTS,
+) -> Fetched:
+    """Download a public https URL to `dest` under the SSRF rules above."""
+    open_ = opener or pinned_opener()
+    deadline = time.monotonic() + TOTAL_TIMEOUT_SECONDS
+    for _hop in range(max_redirects + 1):
+        target = check_https_url(url, where=where)
+        address = resolve_public(target.host, target.port, where=where, resolver=resolver)
+        try:
+            response = open_(target, address)
+        except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+            raise errors.SourceUnavailable(
+                f"{where}: {target.host} could not be fetched ({type(exc).__name__})"
+            ) from None
+        try:
+            if response.status in (301, 302, 303, 307, 308):
+                location = response.getheader("Location")
+                if not location:
+                    raise errors.SourceUnavailable(f"{where}: redirect without a Location")
+                url = urljoin(url, location)
+                continue
+            if response.status != 200:
+                raise errors.SourceUnavailable(f"{where}: {target.host} answered HTTP {response.status}")
+            return _stream(response, dest, max_bytes=max_bytes, where=where, deadline=deadline)
+        finally:
+            response.close()
+    raise errors.SourceUnavailable(f"{where}: more than {max_redirects} redirects")
+
+
+def _stream(response: Response, dest: Path, *, max_bytes: int, where: str, deadline: float) -> Fetched:
+    declared = response.getheader("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise errors.SourceTooLarge(f"{where}: {declared} bytes; at most {max_bytes}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    size = 0
+    try:
+        with dest.open("wb") as out:
+            while block := response.read(BLOCK):
+                size += len(block)
+                if size > max_bytes:
+                    raise errors.SourceTooLarge(f"{where}: more than {max_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise errors.SourceUnavailable(f"{where}: download took longer than {TOTAL_TIMEOUT_SECONDS:.0f} s")
+                out.write(block)
+    except (OSError, http.client.HTTPException) as exc:
+        raise errors.SourceUnavailable(f"{where}: download interrupted ({type(exc).__name__})") from None
+    return Fetched(size_bytes=size, content_type=response.getheader("Content-Type"))

@@ -1,0 +1,198 @@
+"""The local stack over real HTTP: the synthesized state machine, our handlers, real ffmpeg."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import av
+import imageio_ffmpeg
+import pytest
+import requests
+
+from infra.local.cloud import LocalCloud
+from infra.local.gateway import Gateway
+from infra.local.stack import local_stack
+
+pytestmark = pytest.mark.e2e
+TERMINAL = {"complete", "failed", "cancelled"}
+
+
+class Client:
+    def __init__(self, base: str, user: str) -> None:
+        self.base = base
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer local:{user}"
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> requests.Response:
+        return self.session.post(f"{self.base}{path}", json=json, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.get(f"{self.base}{path}", timeout=30, **kwargs)
+
+    def upload(self, path: Path) -> str:
+        ticket = self.post("/uploads", {"filename": path.name, "contentType": "video/mp4", "sizeBytes": path.stat().st_size})
+        assert ticket.status_code == 200, ticket.text
+        body = ticket.json()
+        put = requests.put(body["url"], data=path.read_bytes(), headers=body["headers"], timeout=60)
+        assert put.status_code == 200, put.text
+        return str(body["src"])
+
+    def wait(self, render_id: str, timeout: float = 180) -> tuple[dict[str, Any], list[int]]:
+        """Polls until the render ends; returns it and every progress figure seen on the way."""
+        seen: list[int] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            render = self.get(f"/renders/{render_id}").json()
+            seen.append(render["progress"])
+            if render["status"] in TERMINAL:
+                return render, seen
+            time.sleep(0.3)
+        raise AssertionError(f"render {render_id} did not end within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[tuple[LocalCloud, Gateway]]:
+    with local_stack() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, float]]:
+    directory = tmp_path_factory.mktemp("clips")
+    made = []
+    for index, (pattern, seconds) in enumerate([("testsrc2", 1.0), ("smptebars", 1.5)]):
+        path = directory / f"clip{index}.mp4"
+        subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+             "-f", "lavfi", "-i", f"{pattern}=size=640x360:rate=30:duration={seconds}",
+             "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)],
+            check=True,
+        )  # fmt: skip
+        made.append((path, seconds))
+    return made
+
+
+def test_health_and_auth_over_http(stack: tuple[LocalCloud, Gateway]) -> None:
+    _, gateway = stack
+    assert requests.get(f"{gateway.url}/health", timeout=10).json() == {"status": "ok"}
+    anonymous = requests.post(f"{gateway.url}/renders", json={}, timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "UNAUTHORIZED"
+    forged = requests.get(f"{gateway.url}/quota", headers={"Authorization": "Bearer local:"}, timeout=10)
+    assert forged.status_code == 401
+
+
+def test_a_render_runs_end_to_end(stack: tuple[LocalCloud, Gateway], clips: list[tuple[Path, float]], tmp_path: Path) -> None:
+    cloud, gateway = stack
+    client = Client(gateway.url, "e2e-render")
+    scenes = [{"type": "clip", "src": client.upload(path)} for path, _ in clips]
+    created = client.post("/renders", {"timeline": {"scenes": scenes}, "output": {"resolution": "720p", "fps": 30}})
+    assert created.status_code == 202, created.text
+    render_id = created.json()["renderId"]
+    assert created.headers["Location"] == f"/renders/{render_id}"
+
+    render, progress = client.wait(render_id)
+    assert render["status"] == "complete", render
+    assert progress == sorted(progress), "progress went down"
+    assert render["progress"] == 100
+    assert render["cost"] == 1  # 2.5 s at 720p, settled from the open-ended reservation
+
+    video = tmp_path / "out.mp4"
+    video.write_bytes(requests.get(render["output"]["url"], timeout=30).content)
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for packet in container.demux(stream) if packet.size)
+        assert (stream.codec_context.name, stream.codec_context.width, stream.codec_context.height) == ("h264", 1280, 720)
+        assert container.streams.audio[0].codec_context.name == "aac"
+        assert abs(container.duration / 1_000_000 - sum(s for _, s in clips)) <= 1 / 30
+    assert frames == 75
+    assert render["output"]["durationSeconds"] == pytest.approx(2.5, abs=1 / 30)
+
+    sfn = cloud.client("stepfunctions")
+    execution_arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
+    execution = sfn.describe_execution(executionArn=execution_arn)
+    assert (execution["name"], execution["status"]) == (render_id, "SUCCEEDED")
+    entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=execution_arn)["events"] if "stateEnteredEventDetails" in e]
+    assert entered[:3] == ["AcquireSlot", "Slot free?", "StartRender"]
+    assert entered[-2:] == ["FinalizeRender", "Render succeeded"]
+
+    events = {e["detail-type"]: e["detail"] for e in cloud.received_events(wait_seconds=1) if e["detail"]["renderId"] == render_id}
+    assert set(events) >= {"Render Started", "Render Succeeded"}
+    assert events["Render Succeeded"]["output"]["sizeBytes"] == video.stat().st_size
+
+
+def test_fifty_parallel_posts_admit_exactly_the_rate_limit(stack: tuple[LocalCloud, Gateway]) -> None:
+    _, gateway = stack
+    client = Client(gateway.url, "e2e-burst")
+    body = {"timeline": {"scenes": [{"type": "title", "text": "burst", "duration": 1}]}, "output": {"resolution": "720p"}}
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        responses = list(pool.map(lambda _: client.post("/renders", body), range(50)))
+
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(202) == 5, statuses
+    assert statuses.count(429) == 45
+    limited = next(r for r in responses if r.status_code == 429)
+    assert int(limited.headers["Retry-After"]) > 0
+    assert limited.json()["error"]["code"] == "RATE_LIMITED"
+    quota = client.get("/quota").json()
+    assert quota["renders"] == {**quota["renders"], "limit": 5, "remaining": 0}
+
+    # Three run at once (MAX_ACTIVE_RENDERS), the rest wait their turn; all of them finish.
+    admitted = [r.json()["renderId"] for r in responses if r.status_code == 202]
+    finals = [client.wait(render_id)[0] for render_id in admitted]
+    assert [f["status"] for f in finals] == ["complete"] * 5
+    after = client.get("/quota").json()
+    assert (after["active"]["count"], after["queued"]["count"]) == (0, 0)
+
+
+def test_a_corrupt_source_fails_with_a_reason_and_a_refund(stack: tuple[LocalCloud, Gateway], tmp_path: Path) -> None:
+    cloud, gateway = stack
+    client = Client(gateway.url, "e2e-corrupt")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 100)
+    created = client.post("/renders", {"timeline": {"scenes": [{"type": "clip", "src": client.upload(junk), "duration": 2}]}})
+    assert created.status_code == 202, created.text
+
+    render, _ = client.wait(created.json()["renderId"])
+    assert render["status"] == "failed"
+    assert render["error"]["code"] == "SOURCE_INVALID"
+    assert "scenes[0]" in render["error"]["message"]
+    assert client.get("/quota").json()["credits"]["balance"] == 100
+    assert (client.get("/quota").json()["active"]["count"]) == 0
+    failed = [e for e in cloud.received_events(wait_seconds=1) if e["detail-type"] == "Render Failed"]
+    assert any(e["detail"]["renderId"] == render["renderId"] for e in failed)
+
+
+def test_cancel_stops_a_running_render_and_refunds(stack: tuple[LocalCloud, Gateway], clips: list[tuple[Path, float]]) -> None:
+    cloud, gateway = stack
+    client = Client(gateway.url, "e2e-cancel")
+    src = client.upload(clips[0][0])
+    # Long enough (a minute of 1080p60 output) that it is still rendering when cancelled.
+    scenes = [{"type": "title", "text": f"scene {i}", "duration": 15} for i in range(4)] + [{"type": "clip", "src": src}]
+    created = client.post("/renders", {"timeline": {"scenes": scenes}, "output": {"fps": 60}})
+    assert created.status_code == 202, created.text
+    render_id = created.json()["renderId"]
+    deadline = time.monotonic() + 60
+    while client.get(f"/renders/{render_id}").json()["status"] == "queued" and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    cancelled = client.post(f"/renders/{render_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert client.post(f"/renders/{render_id}/cancel").status_code == 409
+    quota = client.get("/quota").json()
+    assert quota["credits"]["balance"] == 100
+    assert quota["active"]["count"] == 0
+
+    execution_arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
+    assert cloud.client("stepfunctions").describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
+    time.sleep(2)  # a late poll or chunk must not move a cancelled render
+    final = client.get(f"/renders/{render_id}").json()
+    assert (final["status"], final["error"]["code"]) == ("cancelled", "CANCELLED")
