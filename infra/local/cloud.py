@@ -46,6 +46,19 @@ STACK_NAME = "RenderService"
 DEFAULT_TEMPLATE = Path("cdk.out") / f"{STACK_NAME}.template.json"
 EVENTS_QUEUE = "render-events-tap"
 
+# Policy knobs a person may set when starting the local stack (`RATE_LIMIT_RENDERS=2 make serve`);
+# they win over the values synthesized into the template.
+POLICY_VARIABLES = (
+    "RATE_LIMIT_RENDERS",
+    "RATE_LIMIT_WINDOW_SECONDS",
+    "MAX_ACTIVE_RENDERS",
+    "MAX_QUEUED_RENDERS",
+    "INITIAL_CREDITS",
+    "CREDITS_ENABLED",
+    "ALLOW_HIGH_RESOLUTION",
+    "ALLOWED_SOURCE_BUCKETS",
+)
+
 # Faster than the deployed defaults, so a local render isn't mostly waiting.
 LOCAL_ENVIRONMENT = {
     "POLL_INTERVAL_SECONDS": "1",
@@ -333,6 +346,7 @@ class LocalCloud:
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
         environment |= LOCAL_ENVIRONMENT | {"WORK_DIR": str(self.work_dir.resolve() / "work")}
+        environment |= {name: os.environ[name] for name in POLICY_VARIABLES if name in os.environ}
         self.environment = environment
         os.environ.update(environment)
         self.table_name = environment["TABLE_NAME"]

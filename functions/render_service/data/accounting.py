@@ -192,7 +192,9 @@ class Accounting:
 
     # --- credits ---------------------------------------------------------------------
 
-    def _credit_ops(self, user_id: str, amount: int, render_id: str, entry: str) -> list[dict[str, Any]]:
+    def _credit_ops(
+        self, user_id: str, amount: int, render_id: str, entry: str, note: str | None = None
+    ) -> list[dict[str, Any]]:
         """Balance change plus its ledger line. A debit is conditional on the balance covering it."""
         update: dict[str, Any] = {
             "TableName": self._table,
@@ -217,6 +219,7 @@ class Accounting:
                     "renderId": render_id,
                     "entry": entry,
                     "amount": amount,
+                    "note": note,
                 }
             ),
             "ConditionExpression": "attribute_not_exists(PK)",
@@ -233,7 +236,7 @@ class Accounting:
 
     def grant(self, user_id: str, amount: int, reason: str) -> int:
         """An admin's grant (or claw-back, when negative); returns the new balance."""
-        ops = self._credit_ops(user_id, amount, f"grant-{int(self._clock() * 1000)}", reason or "grant")
+        ops = self._credit_ops(user_id, amount, f"grant-{int(self._clock() * 1000)}", "grant", note=reason)
         ops[0]["Update"].pop("ConditionExpression", None)
         self._transact(ops)
         return self.balance(user_id)
