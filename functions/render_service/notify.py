@@ -36,7 +36,7 @@ class EventPublisher:
         self._bus = bus_name
 
     def publish(self, detail_type: DetailType, details: Sequence[dict[str, Any]]) -> None:
-        entries = [
+        entries: list[dict[str, Any]] = [
             {
                 "EventBusName": self._bus,
                 "Source": SOURCE,

@@ -66,7 +66,7 @@ class Settings(BaseModel):
             return self.ffmpeg_path
         if Path("/opt/bin/ffmpeg").exists():
             return "/opt/bin/ffmpeg"
-        import imageio_ffmpeg  # only installed for local runs and tests
+        import imageio_ffmpeg  # noqa: PLC0415 (only installed for local runs and tests)
 
         return str(imageio_ffmpeg.get_ffmpeg_exe())
 
@@ -77,7 +77,7 @@ class Settings(BaseModel):
             return self.font_path
         if Path("/opt/fonts/Roboto-Regular.ttf").exists():
             return "/opt/fonts/Roboto-Regular.ttf"
-        import font_roboto  # type: ignore[import-untyped]
+        import font_roboto  # type: ignore[import-untyped]  # noqa: PLC0415 (local runs only)
 
         return str(Path(font_roboto.__file__).parent / "files" / "Roboto-Regular.ttf")
 

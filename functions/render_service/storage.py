@@ -28,7 +28,9 @@ def input_key(user_id: str, upload_id: str, filename: str) -> str:
     return f"inputs/{user_id}/{upload_id}/{filename}"
 
 
-def presign_get(s3: S3Client, bucket: str, key: str, expires_in: int, filename: str | None = None) -> tuple[str, datetime]:
+def presign_get(
+    s3: S3Client, bucket: str, key: str, expires_in: int, filename: str | None = None
+) -> tuple[str, datetime]:
     params = {"Bucket": bucket, "Key": key}
     if filename:
         params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'

@@ -103,8 +103,9 @@ class LambdaContext:
 # --- moto patches ---------------------------------------------------------------------------
 
 _dynamodb_lock = threading.RLock()
-_async_pool = ThreadPoolExecutor(max_workers=int(os.environ.get("LOCAL_CHUNK_WORKERS", "4")), thread_name_prefix="lambda")
-_patched = False
+_async_pool = ThreadPoolExecutor(
+    max_workers=int(os.environ.get("LOCAL_CHUNK_WORKERS", "4")), thread_name_prefix="lambda"
+)
 
 
 def _handler_for(handler_path: str) -> Callable[[dict[str, Any], Any], Any]:
@@ -127,7 +128,7 @@ def _invoke(
     self: LambdaBackend, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
 ) -> bytes:
     fn = self.get_function(function_name, qualifier)
-    handler = _handler_for(fn.handler)
+    handler = _handler_for(str(fn.handler))
     event = json.loads(body) if body else {}
     context = LambdaContext(fn.function_name, fn.function_arn, int(fn.memory_size), int(fn.timeout))
     if headers.get("X-Amz-Invocation-Type") == "Event":
@@ -149,13 +150,12 @@ def _serialized_dynamodb(original: Callable[[DynamoHandler], Any]) -> Callable[[
 
 
 def patch_moto() -> None:
-    global _patched
-    if _patched:
+    """Idempotent: the first call installs the bridge and the lock."""
+    if LambdaBackend.invoke is _invoke:
         return
     LambdaBackend.invoke = _invoke  # type: ignore[method-assign]
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
     DynamoHandler.call_action = _serialized_dynamodb(DynamoHandler.call_action)  # type: ignore[method-assign]
-    _patched = True
 
 
 # --- template resolution --------------------------------------------------------------------
@@ -180,9 +180,14 @@ class Template:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (fn, arg), = value.items()
+            ((fn, arg),) = value.items()
             if fn == "Ref":
-                pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
+                pseudo = {
+                    "AWS::Partition": "aws",
+                    "AWS::Region": REGION,
+                    "AWS::AccountId": ACCOUNT,
+                    "AWS::URLSuffix": "amazonaws.com",
+                }
                 if arg in pseudo:
                     return pseudo[arg]
                 return self.refs[arg]
@@ -281,7 +286,8 @@ class LocalCloud:
     def _deploy(self) -> None:
         t = self.template
         role_arn = self.client("iam").create_role(
-            RoleName="local-execution-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+            RoleName="local-execution-role",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
 
         for logical_id, props in t.of_type("AWS::DynamoDB::Table"):
@@ -358,14 +364,18 @@ class LocalCloud:
         """Every event on the bus also lands in a queue, so the demo and tests can see what was announced."""
         sqs = self.client("sqs")
         self.events_queue_url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.events_queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.events_queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         events = self.client("events")
         events.put_rule(
             Name="tap-render-events",
             EventBusName=self.event_bus_name,
             EventPattern=json.dumps({"source": ["render-service"]}),
         )
-        events.put_targets(Rule="tap-render-events", EventBusName=self.event_bus_name, Targets=[{"Id": "tap", "Arn": queue_arn}])
+        events.put_targets(
+            Rule="tap-render-events", EventBusName=self.event_bus_name, Targets=[{"Id": "tap", "Arn": queue_arn}]
+        )
 
     def received_events(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
         """Drains the events tap: every event announced since the last call."""

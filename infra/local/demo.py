@@ -105,7 +105,9 @@ def run() -> int:
             )
             ticket.raise_for_status()
             upload = ticket.json()
-            requests.put(upload["url"], data=path.read_bytes(), headers=upload["headers"], timeout=60).raise_for_status()
+            requests.put(
+                upload["url"], data=path.read_bytes(), headers=upload["headers"], timeout=60
+            ).raise_for_status()
             scenes.append({"type": "clip", "src": upload["src"]})
         print(f"uploaded {len(scenes)} sample clips")
 

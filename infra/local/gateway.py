@@ -71,8 +71,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
-            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"Content-Type": "application/json"},
-                        json.dumps({"error": {"code": "PAYLOAD_TOO_LARGE", "message": "body: too large"}}).encode())
+            self._reply(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                {"Content-Type": "application/json"},
+                json.dumps({"error": {"code": "PAYLOAD_TOO_LARGE", "message": "body: too large"}}).encode(),
+            )
             self.close_connection = True
             return
         body = self.rfile.read(length) if length else b""
@@ -82,8 +85,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response = self.server.api_handler(event, context)
         except Exception:
             log.exception("the API handler raised")
-            self._reply(HTTPStatus.BAD_GATEWAY, {"Content-Type": "application/json"},
-                        b'{"message": "Internal server error"}')
+            self._reply(
+                HTTPStatus.BAD_GATEWAY, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}'
+            )
             return
         payload = response.get("body") or ""
         raw = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()

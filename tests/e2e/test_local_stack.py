@@ -35,7 +35,9 @@ class Client:
         return self.session.get(f"{self.base}{path}", timeout=30, **kwargs)
 
     def upload(self, path: Path) -> str:
-        ticket = self.post("/uploads", {"filename": path.name, "contentType": "video/mp4", "sizeBytes": path.stat().st_size})
+        ticket = self.post(
+            "/uploads", {"filename": path.name, "contentType": "video/mp4", "sizeBytes": path.stat().st_size}
+        )
         assert ticket.status_code == 200, ticket.text
         body = ticket.json()
         put = requests.put(body["url"], data=path.read_bytes(), headers=body["headers"], timeout=60)
@@ -88,7 +90,9 @@ def test_health_and_auth_over_http(stack: tuple[LocalCloud, Gateway]) -> None:
     assert forged.status_code == 401
 
 
-def test_a_render_runs_end_to_end(stack: tuple[LocalCloud, Gateway], clips: list[tuple[Path, float]], tmp_path: Path) -> None:
+def test_a_render_runs_end_to_end(
+    stack: tuple[LocalCloud, Gateway], clips: list[tuple[Path, float]], tmp_path: Path
+) -> None:
     cloud, gateway = stack
     client = Client(gateway.url, "e2e-render")
     scenes = [{"type": "clip", "src": client.upload(path)} for path, _ in clips]
@@ -108,7 +112,11 @@ def test_a_render_runs_end_to_end(stack: tuple[LocalCloud, Gateway], clips: list
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         frames = sum(1 for packet in container.demux(stream) if packet.size)
-        assert (stream.codec_context.name, stream.codec_context.width, stream.codec_context.height) == ("h264", 1280, 720)
+        assert (stream.codec_context.name, stream.codec_context.width, stream.codec_context.height) == (
+            "h264",
+            1280,
+            720,
+        )
         assert container.streams.audio[0].codec_context.name == "aac"
         assert abs(container.duration / 1_000_000 - sum(s for _, s in clips)) <= 1 / 30
     assert frames == 75
@@ -118,11 +126,19 @@ def test_a_render_runs_end_to_end(stack: tuple[LocalCloud, Gateway], clips: list
     execution_arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
     execution = sfn.describe_execution(executionArn=execution_arn)
     assert (execution["name"], execution["status"]) == (render_id, "SUCCEEDED")
-    entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=execution_arn)["events"] if "stateEnteredEventDetails" in e]
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in sfn.get_execution_history(executionArn=execution_arn)["events"]
+        if "stateEnteredEventDetails" in e
+    ]
     assert entered[:3] == ["AcquireSlot", "Slot free?", "StartRender"]
     assert entered[-2:] == ["FinalizeRender", "Render succeeded"]
 
-    events = {e["detail-type"]: e["detail"] for e in cloud.received_events(wait_seconds=1) if e["detail"]["renderId"] == render_id}
+    events = {
+        e["detail-type"]: e["detail"]
+        for e in cloud.received_events(wait_seconds=1)
+        if e["detail"]["renderId"] == render_id
+    }
     assert set(events) >= {"Render Started", "Render Succeeded"}
     assert events["Render Succeeded"]["output"]["sizeBytes"] == video.stat().st_size
 
@@ -130,7 +146,10 @@ def test_a_render_runs_end_to_end(stack: tuple[LocalCloud, Gateway], clips: list
 def test_fifty_parallel_posts_admit_exactly_the_rate_limit(stack: tuple[LocalCloud, Gateway]) -> None:
     _, gateway = stack
     client = Client(gateway.url, "e2e-burst")
-    body = {"timeline": {"scenes": [{"type": "title", "text": "burst", "duration": 1}]}, "output": {"resolution": "720p"}}
+    body = {
+        "timeline": {"scenes": [{"type": "title", "text": "burst", "duration": 1}]},
+        "output": {"resolution": "720p"},
+    }
 
     with ThreadPoolExecutor(max_workers=25) as pool:
         responses = list(pool.map(lambda _: client.post("/renders", body), range(50)))
@@ -157,7 +176,9 @@ def test_a_corrupt_source_fails_with_a_reason_and_a_refund(stack: tuple[LocalClo
     client = Client(gateway.url, "e2e-corrupt")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"this is not a video" * 100)
-    created = client.post("/renders", {"timeline": {"scenes": [{"type": "clip", "src": client.upload(junk), "duration": 2}]}})
+    created = client.post(
+        "/renders", {"timeline": {"scenes": [{"type": "clip", "src": client.upload(junk), "duration": 2}]}}
+    )
     assert created.status_code == 202, created.text
 
     render, _ = client.wait(created.json()["renderId"])
@@ -170,12 +191,16 @@ def test_a_corrupt_source_fails_with_a_reason_and_a_refund(stack: tuple[LocalClo
     assert any(e["detail"]["renderId"] == render["renderId"] for e in failed)
 
 
-def test_cancel_stops_a_running_render_and_refunds(stack: tuple[LocalCloud, Gateway], clips: list[tuple[Path, float]]) -> None:
+def test_cancel_stops_a_running_render_and_refunds(
+    stack: tuple[LocalCloud, Gateway], clips: list[tuple[Path, float]]
+) -> None:
     cloud, gateway = stack
     client = Client(gateway.url, "e2e-cancel")
     src = client.upload(clips[0][0])
     # Long enough (a minute of 1080p60 output) that it is still rendering when cancelled.
-    scenes = [{"type": "title", "text": f"scene {i}", "duration": 15} for i in range(4)] + [{"type": "clip", "src": src}]
+    scenes = [{"type": "title", "text": f"scene {i}", "duration": 15} for i in range(4)] + [
+        {"type": "clip", "src": src}
+    ]
     created = client.post("/renders", {"timeline": {"scenes": scenes}, "output": {"fps": 60}})
     assert created.status_code == 202, created.text
     render_id = created.json()["renderId"]

@@ -58,9 +58,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, template: dict[str, Any], clean_caches:
         monkeypatch.setenv(key, value)
     patch_moto()
     with mock_aws():
-        table = next(
-            r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"
-        )
+        table = next(r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table")
         dynamodb = boto3.client("dynamodb")
         create_table(dynamodb, TABLE, table)
         s3 = boto3.client("s3")

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-
 from render_service.data import items as it
 from render_service.data.accounting import Accounting, Limits
 from render_service.data.renders import RenderRepository
@@ -20,7 +19,14 @@ REQUEST = RenderRequest.model_validate({"timeline": {"scenes": [{"type": "clip",
 
 
 def limits(**overrides: Any) -> Limits:
-    base = dict(rate_limit=5, window_seconds=3600, max_active=3, max_queued=10, initial_credits=100, credits_enabled=True)
+    base = {
+        "rate_limit": 5,
+        "window_seconds": 3600,
+        "max_active": 3,
+        "max_queued": 10,
+        "initial_credits": 100,
+        "credits_enabled": True,
+    }
     return Limits(**(base | overrides))  # type: ignore[arg-type]
 
 
@@ -117,7 +123,9 @@ def test_slots_are_bounded_and_given_back_on_every_ending(aws: Any) -> None:
     accounting.finish(jobs[0].render_id, RenderStatus.failed)
     assert accounting.acquire_slot(jobs[2]) is True
     accounting.finish(jobs[1].render_id, RenderStatus.cancelled)
-    accounting.finish(jobs[2].render_id, RenderStatus.complete, output=OutputObject(key="k", size_bytes=1, duration_seconds=1))
+    accounting.finish(
+        jobs[2].render_id, RenderStatus.complete, output=OutputObject(key="k", size_bytes=1, duration_seconds=1)
+    )
     assert counters(aws, "alice") == {"active": 0, "queued": 0}
 
 
@@ -133,17 +141,23 @@ def test_cancel_racing_finalize_ends_once_and_refunds_at_most_once(aws: Any) -> 
 
         def end(to: RenderStatus, racer: RenderJob = racer, output: OutputObject = output) -> str:
             try:
-                accounting.finish(racer.render_id, to, output=output if to == RenderStatus.complete else None, actual_cost=3)
+                accounting.finish(
+                    racer.render_id, to, output=output if to == RenderStatus.complete else None, actual_cost=3
+                )
             except RenderAlreadyFinished:
                 return "lost"
             return "won"
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            results = dict(zip(["cancel", "complete"], pool.map(end, [RenderStatus.cancelled, RenderStatus.complete]), strict=True))
+            results = dict(
+                zip(["cancel", "complete"], pool.map(end, [RenderStatus.cancelled, RenderStatus.complete]), strict=True)
+            )
 
         assert sorted(results.values()) == ["lost", "won"]
         final = renders.require(racer.render_id)
-        refunds = [e for e in ledger(aws, "racer") if e["renderId"] == racer.render_id and e["entry"].startswith("refund")]
+        refunds = [
+            e for e in ledger(aws, "racer") if e["renderId"] == racer.render_id and e["entry"].startswith("refund")
+        ]
         if results["cancel"] == "won":
             assert final.status == RenderStatus.cancelled
             assert accounting.balance("racer") == before + 3

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from render_service.data.accounting import Accounting
 from render_service.models.jobs import OutputObject, RenderStatus
 
@@ -51,7 +50,10 @@ def call(aws: Any, load_event: Callable[..., dict[str, Any]], monkeypatch: pytes
         event["requestContext"]["authorizer"] = {"claims": {"sub": user}} if user else None
         response = handler(event, _Context())
         payload = json.loads(response["body"]) if response.get("body") else {}
-        merged = {**(response.get("headers") or {}), **{k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()}}
+        merged = {
+            **(response.get("headers") or {}),
+            **{k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()},
+        }
         return response["statusCode"], payload, merged
 
     return send
@@ -128,7 +130,10 @@ def test_invalid_input_is_a_422_naming_the_field(call: Call, change: dict[str, A
     [
         ({"output": {"resolution": "4k"}}, "output.resolution"),
         ({"timeline": {"scenes": [{"type": "clip", "src": "s3://elsewhere/x.mp4"}]}}, "timeline.scenes[0].src: bucket"),
-        ({"timeline": {"scenes": [{"type": "clip", "src": f"s3://{BUCKET}/renders/bob/x.mp4"}]}}, "timeline.scenes[0].src"),
+        (
+            {"timeline": {"scenes": [{"type": "clip", "src": f"s3://{BUCKET}/renders/bob/x.mp4"}]}},
+            "timeline.scenes[0].src",
+        ),
         ({"subject": {"type": "clip", "id": "c1"}}, "timeline: the output would last 30"),
     ],
 )
@@ -156,7 +161,9 @@ def test_another_users_render_is_404_on_every_route(call: Call) -> None:
         status, error, _ = call(method, path, payload, user="mallory")
         assert (status, error["error"]["code"]) == (404, "NOT_FOUND"), path
     assert call("GET", "/renders", user="mallory")[1]["renders"] == []
-    assert call("POST", "/renders/cancel", {"subject": {"type": "movie", "id": "m1"}}, user="mallory")[1] == {"cancelled": []}
+    assert call("POST", "/renders/cancel", {"subject": {"type": "movie", "id": "m1"}}, user="mallory")[1] == {
+        "cancelled": []
+    }
     assert call("GET", f"/renders/{render_id}")[1]["status"] == "queued"
     assert call("GET", "/renders/00000000-0000-4000-8000-000000000000")[0] == 404
 
@@ -199,7 +206,12 @@ def test_failed_start_rolls_the_admission_back(call: Call, monkeypatch: pytest.M
 
 def test_history_pages_cover_every_render_exactly_once_newest_first(call: Call) -> None:
     created = [call("POST", "/renders", body())[1]["renderId"] for _ in range(7)]
-    call("POST", "/renders", body(timeline={"scenes": [{"type": "clip", "src": f"s3://{BUCKET}/inputs/bob/b.mp4"}]}), user="bob")
+    call(
+        "POST",
+        "/renders",
+        body(timeline={"scenes": [{"type": "clip", "src": f"s3://{BUCKET}/inputs/bob/b.mp4"}]}),
+        user="bob",
+    )
     seen: list[str] = []
     cursor: str | None = None
     while True:
@@ -267,7 +279,9 @@ def _complete(aws: Any, render_id: str, user: str = "alice") -> str:
     accounting: Accounting = services().accounting
     job = services().renders.require(render_id)
     accounting.acquire_slot(job)
-    accounting.finish(render_id, RenderStatus.complete, output=OutputObject(key=key, size_bytes=64, duration_seconds=2.0))
+    accounting.finish(
+        render_id, RenderStatus.complete, output=OutputObject(key=key, size_bytes=64, duration_seconds=2.0)
+    )
     return key
 
 
@@ -308,13 +322,20 @@ def test_estimate_has_no_side_effects(call: Call) -> None:
 
 
 def test_uploads_presign_a_put_into_the_callers_inputs(call: Call) -> None:
-    status, ticket, _ = call("POST", "/uploads", {"filename": "intro.mp4", "contentType": "video/mp4", "sizeBytes": 1000})
+    status, ticket, _ = call(
+        "POST", "/uploads", {"filename": "intro.mp4", "contentType": "video/mp4", "sizeBytes": 1000}
+    )
     assert status == 200
     assert ticket["src"].startswith(f"s3://{BUCKET}/inputs/alice/")
     assert ticket["method"] == "PUT"
     assert call("POST", "/uploads", {"filename": "../x", "contentType": "video/mp4", "sizeBytes": 1})[0] == 422
-    assert call("POST", "/uploads", {"filename": "a.exe", "contentType": "application/x-msdownload", "sizeBytes": 1})[0] == 422
-    assert call("POST", "/uploads", {"filename": "a.mp4", "contentType": "video/mp4", "sizeBytes": 3 * 1024**3})[0] == 422
+    assert (
+        call("POST", "/uploads", {"filename": "a.exe", "contentType": "application/x-msdownload", "sizeBytes": 1})[0]
+        == 422
+    )
+    assert (
+        call("POST", "/uploads", {"filename": "a.mp4", "contentType": "video/mp4", "sizeBytes": 3 * 1024**3})[0] == 422
+    )
 
 
 def test_openapi_document_describes_the_models(call: Call) -> None:

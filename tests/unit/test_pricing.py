@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from render_service.errors import InvalidRequest
 from render_service.logic import pricing
 from render_service.models.timeline import RenderRequest
@@ -24,7 +23,15 @@ def clip(duration: float | None = None, **extra: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("seconds", "resolution", "credits"),
-    [(30, "720p", 1), (60, "720p", 1), (61, "720p", 2), (60, "1080p", 2), (600, "1080p", 15), (90, "4k", 6), (1, "1080p", 1)],
+    [
+        (30, "720p", 1),
+        (60, "720p", 1),
+        (61, "720p", 2),
+        (60, "1080p", 2),
+        (600, "1080p", 15),
+        (90, "4k", 6),
+        (1, "1080p", 1),
+    ],
 )
 def test_cost_is_ceil_of_minutes_times_the_resolution_multiplier(seconds: float, resolution: str, credits: int) -> None:
     assert pricing.cost(request([clip(seconds)], output={"resolution": resolution}), seconds, SETTINGS) == credits
@@ -46,14 +53,24 @@ def test_transitions_overlap_and_open_ended_clips_reserve_the_maximum() -> None:
     ("scenes", "extra", "message"),
     [
         ([clip(10)], {"output": {"resolution": "4k"}}, "output.resolution"),
-        ([clip(30)], {"subject": {"type": "clip", "id": "c1"}}, "timeline: the output would last 30 s, more than the 20 s"),
+        (
+            [clip(30)],
+            {"subject": {"type": "clip", "id": "c1"}},
+            "timeline: the output would last 30 s, more than the 20 s",
+        ),
         ([clip(300), clip(301)], {}, "timeline: the output would last 601 s"),
         ([{"type": "clip", "src": "s3://secret/a.mp4"}], {}, "timeline.scenes[0].src: bucket 'secret'"),
-        ([{"type": "clip", "src": "s3://svc/renders/bob/x.mp4"}], {}, "timeline.scenes[0].src: must be one of your uploads"),
+        (
+            [{"type": "clip", "src": "s3://svc/renders/bob/x.mp4"}],
+            {},
+            "timeline.scenes[0].src: must be one of your uploads",
+        ),
         ([clip(5)], {"timeline_soundtrack": "s3://nope/a.mp3"}, "timeline.soundtrack.src: bucket 'nope'"),
     ],
 )
-def test_policy_refusals_name_the_field_and_the_rule(scenes: list[dict[str, Any]], extra: dict[str, Any], message: str) -> None:
+def test_policy_refusals_name_the_field_and_the_rule(
+    scenes: list[dict[str, Any]], extra: dict[str, Any], message: str
+) -> None:
     soundtrack = extra.pop("timeline_soundtrack", None)
     payload: dict[str, Any] = {"timeline": {"scenes": scenes}, **extra}
     if soundtrack:

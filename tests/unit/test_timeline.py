@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
 from render_service.models.timeline import MAX_SCENES, Output, RenderRequest
 
 
@@ -38,7 +37,15 @@ CLIP = {"type": "clip", "src": "s3://b/k.mp4"}
 
 @pytest.mark.parametrize(
     "src",
-    ["http://example.com/a.mp4", "file:///etc/passwd", "concat:a|b", "s3://bucket-only", "s3:///key", "subfile:,,start,0,end,0,,:/etc/passwd", "https://" + "a" * 2100],
+    [
+        "http://example.com/a.mp4",
+        "file:///etc/passwd",
+        "concat:a|b",
+        "s3://bucket-only",
+        "s3:///key",
+        "subfile:,,start,0,end,0,,:/etc/passwd",
+        "https://" + "a" * 2100,
+    ],
 )
 def test_sources_must_be_s3_or_https(src: str) -> None:
     with pytest.raises(ValidationError):
@@ -61,7 +68,7 @@ def test_bounds_on_scenes_text_and_numbers() -> None:
 def test_a_transition_must_be_shorter_than_the_scenes_it_joins() -> None:
     title = {"type": "title", "text": "a", "duration": 1}
     RenderRequest.model_validate(scenes(title, {**title, "transition": {"type": "fade", "duration": 0.5}}))
-    with pytest.raises(ValidationError, match="transition.duration"):
+    with pytest.raises(ValidationError, match=r"transition\.duration"):
         RenderRequest.model_validate(scenes(title, {**title, "transition": {"type": "fade", "duration": 1}}))
 
 

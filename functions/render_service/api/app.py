@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from render_service import errors
-from render_service.logic import renders, pricing
+from render_service.logic import pricing, renders
 from render_service.models import api
 from render_service.models.jobs import RenderStatus
 from render_service.models.timeline import RenderRequest
@@ -51,13 +51,18 @@ app.enable_swagger(
 )
 
 ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,80}$", description="The render id returned by POST /renders.")]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"description": code.phrase, "content": {"application/json": {"schema": api.ErrorResponse.model_json_schema()}}}
+ERRORS: dict[int, Any] = {
+    code: {
+        "description": code.phrase,
+        "content": {"application/json": {"schema": api.ErrorResponse.model_json_schema()}},
+    }
     for code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY)
-}  # type: ignore[misc]
+}
 
 
-def _error(status: HTTPStatus, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
+def _error(
+    status: HTTPStatus, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response[Any]:
     body = api.ErrorResponse(error=api.ErrorDetail(code=code, message=message, details=details))
     return Response(
         status_code=status.value,
@@ -124,7 +129,11 @@ def _service_error(exc: errors.ServiceError) -> Response[Any]:
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response[Any]:
     problems = [
-        {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",)), "rule": e.get("msg", ""), "type": e.get("type")}
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",)),
+            "rule": e.get("msg", ""),
+            "type": e.get("type"),
+        }
         for e in exc.errors()
     ]
     first = problems[0] if problems else {"field": "body", "rule": "is invalid"}
@@ -143,7 +152,10 @@ def _idempotency_mismatch(exc: IdempotencyValidationError) -> Response[Any]:
 @app.exception_handler(IdempotencyAlreadyInProgressError)
 def _idempotency_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
     return _error(
-        HTTPStatus.CONFLICT, "IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is still in progress", headers={"Retry-After": "1"}
+        HTTPStatus.CONFLICT,
+        "IDEMPOTENCY_IN_PROGRESS",
+        "a request with this Idempotency-Key is still in progress",
+        headers={"Retry-After": "1"},
     )
 
 
@@ -161,7 +173,9 @@ def _unexpected(exc: Exception) -> Response[Any]:
 
 @app.not_found
 def _no_route(exc: Exception) -> Response[Any]:
-    return _error(HTTPStatus.NOT_FOUND, "NOT_FOUND", f"no route {app.current_event.http_method} {app.current_event.path}")
+    return _error(
+        HTTPStatus.NOT_FOUND, "NOT_FOUND", f"no route {app.current_event.http_method} {app.current_event.path}"
+    )
 
 
 # --- routes ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -159,7 +160,8 @@ class RenderRepository:
 
     def record_progress(self, render_id: str, progress: int, phase: Phase) -> None:
         """Progress only moves forward: a late or repeated poll can never lower it."""
-        try:
+        # A failed condition means behind the stored figure, or no longer rendering: nothing to record.
+        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
             self._db.update_item(
                 TableName=self._table,
                 Key=it.key(it.render_pk(render_id), it.RENDER_SK),
@@ -173,8 +175,6 @@ class RenderRepository:
                     ":now": {"S": _iso(utcnow()) or ""},
                 },
             )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            pass  # behind the stored figure, or no longer rendering: nothing to record
 
     def set_output_deleted(self, render_id: str) -> None:
         self._db.update_item(
@@ -309,7 +309,9 @@ class RenderRepository:
                 return sorted(chunks, key=lambda c: c.index)
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def _update_chunk(self, render_id: str, index: int, expression: str, condition: str, values: dict[str, Any]) -> bool:
+    def _update_chunk(
+        self, render_id: str, index: int, expression: str, condition: str, values: dict[str, Any]
+    ) -> bool:
         names = {f"#{name}": name for name in ("status", "key", "error") if f"#{name}" in expression + condition}
         try:
             self._db.update_item(
@@ -348,7 +350,12 @@ class RenderRepository:
             index,
             "SET framesDone = :frames, heartbeatAt = :now",
             "attempts = :attempt AND #status = :running",
-            {":frames": frames_done, ":now": _iso(utcnow()), ":attempt": attempt, ":running": ChunkStatus.running.value},
+            {
+                ":frames": frames_done,
+                ":now": _iso(utcnow()),
+                ":attempt": attempt,
+                ":running": ChunkStatus.running.value,
+            },
         )
 
     def chunk_done(self, render_id: str, index: int, attempt: int, key: str, frames: int) -> bool:

@@ -96,5 +96,5 @@ def estimate(request: RenderRequest, settings: Settings) -> Estimate:
     return Estimate(
         durationSeconds=round(seconds, 3),
         credits=cost(request, seconds, settings),
-        estimatedRenderSeconds=int(math.ceil(encode)) + _OVERHEAD_SECONDS,
+        estimatedRenderSeconds=math.ceil(encode) + _OVERHEAD_SECONDS,
     )

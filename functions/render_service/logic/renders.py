@@ -274,7 +274,7 @@ def download_url(user_id: str, render_id: str, expires_in: int) -> api.DownloadU
 
 def delete_output(user_id: str, render_id: str) -> api.RenderView:
     svc = services()
-    job, key = _complete_output(user_id, render_id)
+    _job, key = _complete_output(user_id, render_id)
     clients.s3().delete_object(Bucket=svc.settings.bucket_name, Key=key)
     svc.renders.set_output_deleted(render_id)
     return to_view(svc.renders.require(render_id))
@@ -288,7 +288,9 @@ def quota(user_id: str) -> api.QuotaView:
     snap = svc.accounting.snapshot(user_id)
     return api.QuotaView(
         renders=api.RenderQuota(
-            limit=snap.limit, remaining=max(0, snap.limit - snap.used), resetAt=datetime.fromtimestamp(snap.reset_at, UTC)
+            limit=snap.limit,
+            remaining=max(0, snap.limit - snap.used),
+            resetAt=datetime.fromtimestamp(snap.reset_at, UTC),
         ),
         active=api.SlotQuota(limit=svc.settings.max_active_renders, count=snap.active),
         queued=api.SlotQuota(limit=svc.settings.max_queued_renders, count=snap.queued),

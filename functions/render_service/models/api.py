@@ -83,7 +83,9 @@ class CancelledRenders(BaseModel):
 
 
 class Estimate(BaseModel):
-    durationSeconds: float = Field(description="Upper bound of the output length; clips without `duration` count fully.")
+    durationSeconds: float = Field(
+        description="Upper bound of the output length; clips without `duration` count fully."
+    )
     credits: int
     estimatedRenderSeconds: int
 

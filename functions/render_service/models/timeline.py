@@ -34,7 +34,7 @@ class Fit(StrEnum):
 
 
 class Position(StrEnum):
-    center = "center"
+    center = "center"  # type: ignore[assignment]  # shadows str.center; the wire value is what matters
     top = "top"
     bottom = "bottom"
 
@@ -60,7 +60,11 @@ def _check_src(value: str) -> str:
     raise ValueError("must be an s3:// or https:// URL")
 
 
-Src = Annotated[str, AfterValidator(_check_src), Field(description="`s3://bucket/key` in an allowed bucket, or a public `https://` URL.")]
+Src = Annotated[
+    str,
+    AfterValidator(_check_src),
+    Field(description="`s3://bucket/key` in an allowed bucket, or a public `https://` URL."),
+]
 Color = Annotated[str, Field(pattern=_COLOR.pattern, description="`#rrggbb`, `#rrggbbaa` or a colour name.")]
 
 
@@ -171,7 +175,7 @@ class Output(ApiModel):
 
 
 def _even(x: float) -> int:
-    return int(round(x / 2)) * 2
+    return round(x / 2) * 2
 
 
 class SubjectType(StrEnum):

@@ -66,7 +66,9 @@ class Steps:
         if job.attempts == 1:
             self.events.publish(DetailType.started, [event_detail(job)])
         s3 = clients.s3()
-        plan = engine.plan_render(render_id, job.request, s3=s3, bucket=self.settings.bucket_name, settings=self.settings)
+        plan = engine.plan_render(
+            render_id, job.request, s3=s3, bucket=self.settings.bucket_name, settings=self.settings
+        )
         s3.put_object(
             Bucket=self.settings.bucket_name,
             Key=f"{storage.work_prefix(render_id)}plan.json",
@@ -107,7 +109,9 @@ class Steps:
         stalled_before = datetime.now(UTC) - timedelta(seconds=self.settings.chunk_stall_seconds)
         for chunk in chunks:
             dead = chunk.status == ChunkStatus.failed or (
-                chunk.status == ChunkStatus.running and chunk.heartbeat_at is not None and chunk.heartbeat_at < stalled_before
+                chunk.status == ChunkStatus.running
+                and chunk.heartbeat_at is not None
+                and chunk.heartbeat_at < stalled_before
             )
             if not dead:
                 continue
@@ -147,7 +151,11 @@ class Steps:
             plan, [c.key for c in chunks if c.key], key, s3=s3, bucket=self.settings.bucket_name, settings=self.settings
         )
         output = OutputObject(
-            key=key, size_bytes=info.size_bytes, duration_seconds=info.duration_seconds, width=info.width, height=info.height
+            key=key,
+            size_bytes=info.size_bytes,
+            duration_seconds=info.duration_seconds,
+            width=info.width,
+            height=info.height,
         )
         actual_cost = pricing.cost(job.request, info.duration_seconds, self.settings)
         finished = self.accounting.finish(render_id, RenderStatus.complete, output=output, actual_cost=actual_cost)
