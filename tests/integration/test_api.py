@@ -343,3 +343,13 @@ def test_openapi_document_describes_the_models(call: Call) -> None:
     assert status == 200
     assert {"/renders", "/renders/{renderId}", "/quota", "/uploads"} <= set(spec["paths"])
     assert "RenderRequest" in spec["components"]["schemas"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain;charset=UTF-8", "application/json"]
+)
+def test_json_bodies_are_read_whatever_content_type_the_client_sent(call: Call, content_type: str) -> None:
+    status, created, _ = call("POST", "/renders", body(), headers={"Content-Type": content_type})
+    assert status == 202, created
+    status, error, _ = call("POST", "/renders", raw_body="a=1&b=2", headers={"Content-Type": content_type})
+    assert (status, error["error"]["code"]) == (400, "INVALID_JSON")

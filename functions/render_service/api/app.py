@@ -105,13 +105,23 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not claims.get("sub"):
             refusal = _error(HTTPStatus.UNAUTHORIZED, errors.Unauthorized.code, "Authorization: missing or invalid")
     if refusal is not None:
-        return {
-            "statusCode": refusal.status_code,
-            "headers": {"Content-Type": "application/json", **{k: str(v) for k, v in refusal.headers.items()}},
-            "body": refusal.body,
-            "isBase64Encoded": False,
-        }
+        return _proxy_response(refusal)
+    if body:
+        # The API speaks only JSON. Clients that send it as text/plain or form-encoded (curl's
+        # default, fetch() with a string body) mean JSON too; a body that isn't JSON gets a 400.
+        headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+        event = {**event, "headers": {**headers, "Content-Type": "application/json"}}
+        event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
     return app.resolve(event, context)
+
+
+def _proxy_response(refusal: Response[Any]) -> dict[str, Any]:
+    return {
+        "statusCode": refusal.status_code,
+        "headers": {"Content-Type": "application/json", **{k: str(v) for k, v in refusal.headers.items()}},
+        "body": refusal.body,
+        "isBase64Encoded": False,
+    }
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -136,6 +146,8 @@ def _invalid(exc: RequestValidationError) -> Response[Any]:
         }
         for e in exc.errors()
     ]
+    if any(p["type"] == "json_invalid" for p in problems):
+        return _error(HTTPStatus.BAD_REQUEST, "INVALID_JSON", "body: is not valid JSON")
     first = problems[0] if problems else {"field": "body", "rule": "is invalid"}
     return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", f"{first['field']}: {first['rule']}", problems)
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -21,7 +22,9 @@ from render_service import clients, storage
 from render_service.data.accounting import Accounting, Limits
 from render_service.data.renders import RenderRepository
 from render_service.errors import (
+    InsufficientCredits,
     OutputGone,
+    RateLimited,
     RenderAlreadyFinished,
     RenderNotComplete,
     SubmissionFailed,
@@ -34,6 +37,7 @@ from render_service.notify import DetailType, EventPublisher
 from render_service.settings import Settings, get_settings
 
 logger = Logger(child=True)
+metrics = Metrics()
 
 IDEMPOTENCY = IdempotencyConfig(
     # The key is per user: two users may pick the same Idempotency-Key.
@@ -126,7 +130,12 @@ def _submit(user_id: str, request: RenderRequest) -> api.RenderCreated:
         request=request,
         cost=pricing.cost(request, pricing.duration_bound(request), svc.settings),
     )
-    svc.accounting.admit(job)
+    try:
+        svc.accounting.admit(job)
+    except (RateLimited, InsufficientCredits) as refused:
+        metrics.add_metric(name=f"Refused{type(refused).__name__}", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name="RendersAdmitted", unit=MetricUnit.Count, value=1)
     try:
         clients.sfn().start_execution(
             stateMachineArn=svc.settings.state_machine_arn,
