@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
@@ -71,3 +72,22 @@ def mark_failed(event: StepInput, context: LambdaContext) -> dict[str, Any]:
     _bind(event)
     metrics.add_metric(name="RendersFailed", unit="Count", value=1)
     return steps().mark_failed(event.renderId, event.error)
+
+
+class ExecutionStatus(BaseModel):
+    name: str  # the execution's name is the render id
+    status: str
+    stateMachineArn: str
+
+
+class ExecutionStatusChange(EventBridgeModel):
+    detail: ExecutionStatus
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@event_parser(model=ExecutionStatusChange)
+def reconcile(event: ExecutionStatusChange, context: LambdaContext) -> dict[str, Any]:
+    """EventBridge rule target for executions that end FAILED, TIMED_OUT or ABORTED."""
+    logger.append_keys(render_id=event.detail.name)
+    return steps().reconcile(event.detail.name, event.detail.status)

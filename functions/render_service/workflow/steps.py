@@ -196,6 +196,31 @@ class Steps:
         logger.warning("render failed", extra={"render_id": render_id, "code": reason.code, "reason": reason.message})
         return {"status": finished.status.value}
 
+    # --- Reconcile (EventBridge: Step Functions execution status change) -------------
+
+    def reconcile(self, render_id: str, execution_status: str) -> dict[str, Any]:
+        """Ends a render whose execution ended without MarkFailed (timed out, aborted, or failing
+        while failing), so that no accepted render is left active, holding a slot and credits."""
+        job = self.renders.get(render_id)
+        if job is None or job.status in TERMINAL:
+            return {"status": job.status.value if job else "unknown"}
+        reason = _EXECUTION_ENDINGS.get(
+            execution_status, RenderError(code="INTERNAL", message="the render's workflow ended unexpectedly")
+        )
+        try:
+            finished = self.accounting.finish(render_id, RenderStatus.failed, error=reason)
+        except errors.RenderAlreadyFinished:
+            return {"status": self.renders.require(render_id).status.value}
+        self.events.publish(DetailType.failed, [event_detail(finished, error=reason.model_dump())])
+        logger.error("render reconciled", extra={"render_id": render_id, "execution_status": execution_status})
+        return {"status": finished.status.value}
+
+
+_EXECUTION_ENDINGS = {
+    "TIMED_OUT": RenderError(code="TIMED_OUT", message="the render took longer than allowed"),
+    "ABORTED": RenderError(code="ABORTED", message="the render's workflow was stopped"),
+    "FAILED": RenderError(code="INTERNAL", message="the render's workflow failed unexpectedly"),
+}
 
 _FAILURES: dict[str, type[errors.ServiceError]] = {
     cls.__name__: cls
