@@ -8,7 +8,7 @@ in size and time, and only then let ffmpeg (restricted to local files) look at i
   checks that with `check_s3_allowed`, then `fetch_s3` downloads, pinned to the
   object's ETag so a worker reads the same bytes the planner probed.
 - `https://` (SSRF guard): port 443 only, no userinfo, no numeric-looking host
-  forms (`2130706433`, `0x7f.1`, `0177.0.0.1`); the host is resolved once and every
+  forms (`2130706433`, `0x7f.1`, `0177.0.0.1`), no single-label names (`localhost`); the host is resolved once and every
   address must be public (not private, loopback, link-local/metadata, multicast,
   reserved, unspecified, CGNAT 100.64/10, IPv6 ULA or link-local, nor an IPv4-mapped,
   6to4 or NAT64 form of those). The TCP connection goes to that vetted address
@@ -176,7 +176,9 @@ def check_https_url(url: str, *, where: str) -> HttpsTarget:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
             raise errors.SourceNotAllowed(f"{where}: invalid host name") from None
-        if _NUMERIC_HOST.match(host) or not _HOSTNAME.match(host) or host == "localhost" or host.endswith(".localhost"):
+        # Single-label names ("metadata", "intranet") only resolve through internal search domains.
+        single_label = "." not in host
+        if _NUMERIC_HOST.match(host) or not _HOSTNAME.match(host) or single_label or host.endswith(".localhost"):
             raise errors.SourceNotAllowed(f"{where}: host '{host}' is not allowed")
     path = parts.path or "/"
     if parts.query:

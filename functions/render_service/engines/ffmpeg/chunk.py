@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -41,8 +42,7 @@ def render_chunk(
     timeout_seconds: float | None = None,
 ) -> str:
     """Download this chunk's inputs, run one ffmpeg, check the frame count, upload; returns the key."""
-    paths = ChunkPaths.for_chunk(settings.work_dir, spec)
-    shutil.rmtree(paths.root, ignore_errors=True)  # a retry in a warm container starts clean
+    paths = ChunkPaths.for_chunk(settings.work_dir, spec, attempt=uuid.uuid4().hex[:8])
     paths.root.mkdir(parents=True)
     try:
         used = sorted({seg.source for seg in spec.segments if seg.source is not None})

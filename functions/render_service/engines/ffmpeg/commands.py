@@ -149,8 +149,9 @@ class ChunkPaths:
     root: Path
 
     @classmethod
-    def for_chunk(cls, work_dir: Path, spec: ChunkSpec) -> ChunkPaths:
-        return cls(work_dir / spec.render_id / f"chunk-{spec.index:04d}")
+    def for_chunk(cls, work_dir: Path, spec: ChunkSpec, attempt: str = "") -> ChunkPaths:
+        """`attempt` keeps a re-dispatched chunk running in the same process (local mode) apart."""
+        return cls(work_dir / spec.render_id / f"chunk-{spec.index:04d}{attempt and '-' + attempt}")
 
     def source(self, spec: ChunkSpec, index: int) -> Path:
         return self.root / f"src-{index}{spec.sources[index].ext}"
@@ -199,7 +200,10 @@ def _segment_filters(
     exact = f"tpad=stop_mode=clone:stop=-1,trim=end_frame={seg.frames},setpts=PTS-STARTPTS"
     norm = "setsar=1,format=yuv420p"
     if seg.kind == "clip":
-        video = f"[{input_index}:v:0]fps={fps},{fit_filter(seg.fit, w, h)},{norm},{exact}[v{k}]"
+        # fps with start_time=0 puts output frames on the grid of the seek point (see plan.py),
+        # and the pre-roll is cut before scaling so it costs a decode only.
+        preroll = f"trim=start_frame={seg.preroll_frames},setpts=PTS-STARTPTS," if seg.preroll_frames else ""
+        video = f"[{input_index}:v:0]fps={fps}:start_time=0,{preroll}{fit_filter(seg.fit, w, h)},{norm},{exact}[v{k}]"
     elif seg.kind == "image":
         # Scale the single decoded picture once, then repeat it.
         video = (
@@ -226,7 +230,10 @@ def _segment_filters(
     source = spec.sources[seg.source] if seg.source is not None else None
     if seg.kind == "clip" and source is not None and source.has_audio and not seg.muted:
         gain = f",volume={seg.volume:g}" if seg.volume != 1 else ""
-        audio = f"[{input_index}:a:0]{_AUDIO_NORM}{gain},apad,atrim=end_sample={seg.samples},asetpts=N/SR/TB[a{k}]"
+        preroll = f",asetpts=N/SR/TB,atrim=start_sample={seg.preroll_samples}" if seg.preroll_samples else ""
+        audio = (
+            f"[{input_index}:a:0]{_AUDIO_NORM}{preroll}{gain},apad,atrim=end_sample={seg.samples},asetpts=N/SR/TB[a{k}]"
+        )
     else:
         # Titles, images, muted and silent clips get silence so audio stays aligned with video.
         audio = f"{_silence(seg.samples)},{_AUDIO_NORM}[a{k}]"
@@ -246,7 +253,7 @@ def chunk_argv(spec: ChunkSpec, paths: ChunkPaths, *, ffmpeg: str, font: str) ->
             source = spec.sources[seg.source]
             if seg.kind == "clip":
                 # Input seeking: fast, and frame-accurate because we decode (not copy) here.
-                read = seg.frames / spec.fps + READ_MARGIN_SECONDS
+                read = (seg.preroll_frames + seg.frames) / spec.fps + READ_MARGIN_SECONDS
                 argv += ["-ss", f"{seg.start_seconds:.6f}", "-t", f"{read:.6f}"]
                 argv += safe_input(paths.source(spec, seg.source), source.demuxer, VIDEO_FORMATS)
             else:
@@ -345,8 +352,8 @@ class JoinPaths:
     root: Path
 
     @classmethod
-    def for_plan(cls, work_dir: Path, plan: RenderPlan) -> JoinPaths:
-        return cls(work_dir / plan.render_id / "join")
+    def for_plan(cls, work_dir: Path, plan: RenderPlan, attempt: str = "") -> JoinPaths:
+        return cls(work_dir / plan.render_id / f"join{attempt and '-' + attempt}")
 
     def chunk(self, index: int) -> Path:
         return self.root / f"chunk-{index:04d}.mp4"

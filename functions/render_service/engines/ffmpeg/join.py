@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from typing import TYPE_CHECKING
 
 from render_service import errors, sources
@@ -32,8 +33,7 @@ def join_chunks(
     """Concat demuxer with `-c:v copy`, soundtrack mixed in, AAC once, `+faststart`; returns the probe."""
     if len(chunk_keys) != len(plan.chunks):
         raise errors.EncodeFailed(f"expected {len(plan.chunks)} chunks, got {len(chunk_keys)}")
-    paths = JoinPaths.for_plan(settings.work_dir, plan)
-    shutil.rmtree(paths.root, ignore_errors=True)
+    paths = JoinPaths.for_plan(settings.work_dir, plan, attempt=uuid.uuid4().hex[:8])
     paths.root.mkdir(parents=True)
     try:
         for index, key in enumerate(chunk_keys):
@@ -52,6 +52,11 @@ def join_chunks(
         paths.concat_list.write_text(concat_list([paths.chunk(i) for i in range(len(chunk_keys))]))
         run_ffmpeg(join_argv(plan, paths, ffmpeg=settings.ffmpeg), timeout=timeout_seconds, what="join")
         info = probe(paths.output, settings=settings)
+        # The Duration line has 10 ms resolution; anything beyond a frame is a bug, not a rounding.
+        if abs(info.duration_seconds - plan.duration_seconds) > 1 / plan.fps + 0.011:
+            raise errors.EncodeFailed(
+                f"joined output lasts {info.duration_seconds:.3f} s, planned {plan.duration_seconds:.3f} s"
+            )
         s3.upload_file(str(paths.output), bucket, dest_key, ExtraArgs={"ContentType": "video/mp4"})
         return info
     finally:

@@ -59,14 +59,16 @@ class Segment(EngineModel):
     samples: int = Field(gt=0)
     transition_in: TransitionIn | None = None
     source: int | None = Field(None, description="Index into ChunkSpec.sources.")
-    start_seconds: float = Field(0.0, description="Clip: where this piece starts in the source.")
+    start_seconds: float = Field(0.0, description="Clip: input seek position in the source.")
+    preroll_frames: int = Field(0, ge=0, description="Clip: frames decoded after the seek and dropped.")
+    preroll_samples: int = Field(0, ge=0, description="Clip: audio samples after the seek that are dropped.")
     fit: Fit = Fit.cover
     volume: float = 1.0
     muted: bool = False
     text: str | None = None
     color: str | None = None
     background: str | None = None
-    font_size: int | None = Field(None, description="Pixels at the output resolution.")
+    font_size: int | None = Field(None, description="The request's fontSize: pixels on a 1080-pixel short side.")
     position: Position = Position.center
 
 

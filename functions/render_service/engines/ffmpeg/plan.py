@@ -11,15 +11,22 @@ Chunking: a chunk is a window [a, b) over that frame line. A cut may fall
 anywhere except strictly inside a transition's overlap, so every xfade happens
 inside one chunk; scene boundaries without a transition are the preferred cuts,
 and a long scene is split near the target length. A chunk that starts inside a
-scene seeks into its source; one that starts where a transition begins carries
-the previous scene's tail and does the crossfade itself.
+scene seeks into its source on the scene's own frame grid, with half a second of
+pre-roll that it decodes and drops: the fps filter picks the source frame
+nearest to each output frame, and with the same neighbours in view it picks the
+same frames a single pass would (a chunked render equals an unsplit one, frame
+for frame). A chunk that starts where a transition begins carries the previous
+scene's tail and does the crossfade itself.
 
-Smart copy: a clip whose source already is the output (H.264 yuv420p, same size
-and fps, square pixels, no rotation), with no transition on either side, whose
-cut starts on a keyframe and ends on a keyframe or at the source's end, and
-whose frames in that window are constant-rate and closed (no packet outside the
-window is needed to decode it), becomes its own `copy` chunk: its video packets
-are copied, only its audio is decoded (to PCM, like every chunk's audio).
+Smart copy: a clip whose source already is the output (H.264 High profile,
+yuv420p, same size and fps, square pixels, no rotation), with no transition on
+either side, whose cut starts on a keyframe and ends on a keyframe or at the
+source's end, and whose frames in that window are constant-rate and closed (no
+packet outside the window is needed to decode it), becomes its own `copy`
+chunk: its video packets are copied, only its audio is decoded (to PCM, like
+every chunk's audio). Keyframes come from a packet listing (`probe.py`), not
+from decoding. A long copied clip is not split: copying runs at hundreds of
+times realtime, so parallelism would not pay for the extra requests.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ from render_service.models.timeline import ClipScene, ImageScene, RenderRequest,
 MAX_OUTPUT_SECONDS = 600.0
 MAX_CLIP_SUBJECT_SECONDS = 20.0
 DEFAULT_CHUNK_SECONDS = 15.0
+PREROLL_SECONDS = 0.5
+"""Decoded and dropped before a piece that starts inside a scene (covers sources down to 2 fps)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ def build_plan(
     *,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     staged_keys: list[str] | None = None,
+    smart_copy: bool = True,
 ) -> RenderPlan:
     out = request.output
     fps = out.fps
@@ -96,9 +106,11 @@ def build_plan(
         raise errors.RenderTooLong(
             f"a clip render lasts at most {MAX_CLIP_SUBJECT_SECONDS:.0f} s; this timeline lasts {seconds:.1f} s"
         )
-    scenes = [
-        _with_copy(s, request=request, sources=sources, fps=fps, size=(width, height), scenes=scenes) for s in scenes
-    ]
+    if smart_copy:
+        scenes = [
+            _with_copy(s, request=request, sources=sources, fps=fps, size=(width, height), scenes=scenes)
+            for s in scenes
+        ]
     windows = _windows(scenes, round(chunk_seconds * fps), total)
     ctx = _Context(render_id, request, sources, scenes, fps, width, height, encoding)
     chunks = [_chunk(ctx, n, a, b) for n, (a, b) in enumerate(windows)]
@@ -200,7 +212,8 @@ def copy_start(info: SourceInfo, trim_start: float, frames: int, fps: int, size:
     video, packets = info.probe.video, info.packets
     if video is None or packets is None or not info.ref.demuxer.startswith("mov"):
         return None
-    if (video.codec, video.pix_fmt, (video.width, video.height)) != ("h264", "yuv420p", size):
+    # High profile like our own chunks, so a copied chunk next to an encoded one decodes alike.
+    if (video.codec, video.profile, video.pix_fmt, (video.width, video.height)) != ("h264", "High", "yuv420p", size):
         return None
     if abs(video.fps - fps) > 0.01 or video.rotation or video.sar not in (None, Fraction(1)):
         return None
@@ -262,7 +275,7 @@ def _split(a: int, b: int, scenes: list[_Scene], target: int) -> list[tuple[int,
     windows = []
     while b - a > target * 3 // 2:
         ideal = a + target
-        candidates = [c for c in clean if a + target // 2 <= c <= a + target * 3 // 2]
+        candidates = [c for c in clean if max(a + 1, a + target // 2) <= c <= a + target * 3 // 2]
         if candidates:
             cut = min(candidates, key=lambda c: abs(c - ideal))
         else:
@@ -317,15 +330,25 @@ def _chunk(ctx: _Context, index: int, a: int, b: int) -> ChunkSpec:
         }
         if isinstance(spec, ClipScene):
             source = refs.setdefault(spec.src, len(refs))
+            preroll_frames = preroll_samples = 0
             if scene.copy_start is not None:
                 mode = "copy"
                 start = scene.copy_start
             else:
-                start = scene.trim_start + (p0 - scene.start) / fps
+                # Seek a little before the piece, on the scene's own frame grid, so the fps
+                # filter sees the same neighbouring source frames as an unsplit render would.
+                offset = p0 - scene.start
+                preroll_frames = min(offset, math.ceil(fps * PREROLL_SECONDS))
+                seek = offset - preroll_frames
+                start = scene.trim_start + seek / fps
+                scene_samples = sample_at(p0, fps) - sample_at(scene.start, fps)
+                preroll_samples = max(0, scene_samples - round(seek * SAMPLE_RATE / fps))
             segment = Segment(
                 kind="clip",
                 source=source,
                 start_seconds=start,
+                preroll_frames=preroll_frames,
+                preroll_samples=preroll_samples,
                 fit=spec.fit,
                 volume=spec.volume,
                 muted=spec.muted,

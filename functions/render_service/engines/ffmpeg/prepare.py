@@ -10,6 +10,7 @@ the internet again. Nothing is written to DynamoDB.
 from __future__ import annotations
 
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,18 +49,25 @@ def plan_render(
     bucket: str,
     settings: Settings,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    smart_copy: bool = True,
     fetch_https: sources.HttpsFetcher | None = None,
 ) -> RenderPlan:
-    """Fetch, check and probe the sources, then plan the chunks (see `plan.py`)."""
+    """Fetch, check and probe the sources, then plan the chunks (see `plan.py`).
+
+    `chunk_seconds` is the target chunk length; `smart_copy=False` encodes every chunk
+    (a kill switch, and the benchmark's baseline); `fetch_https` replaces the
+    SSRF-guarded downloader in tests.
+    """
     uses = _uses(request)
     # Refuse disallowed buckets before downloading anything.
     for use in uses:
         if not use.src.startswith("https://"):
             sources.check_s3_allowed(use.src, settings.source_buckets, where=use.where)
-    root = settings.work_dir / render_id / "plan"
+    root = settings.work_dir / render_id / f"plan-{uuid.uuid4().hex[:8]}"
     infos: dict[str, SourceInfo] = {}
     staged: list[str] = []
     try:
+        root.mkdir(parents=True, exist_ok=True)
         distinct = list(dict.fromkeys(u.src for u in uses))
         for n, src in enumerate(distinct):
             kinds = {u.kind for u in uses if u.src == src}
@@ -72,7 +80,7 @@ def plan_render(
             local.unlink(missing_ok=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return build_plan(render_id, request, infos, chunk_seconds=chunk_seconds, staged_keys=staged)
+    return build_plan(render_id, request, infos, chunk_seconds=chunk_seconds, staged_keys=staged, smart_copy=smart_copy)
 
 
 def _uses(request: RenderRequest) -> list[_Use]:

@@ -1,0 +1,41 @@
+"""Probing real files with the ffmpeg binary only: stream facts, exact frame counts, keyframes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from render_service import errors
+from render_service.engines.ffmpeg import probe
+from render_service.engines.ffmpeg.probe import ProbeError, inspect, scan_packets
+
+
+def test_probe_describes_a_clip(media: Any, settings: Any) -> None:
+    path = media.clip("pattern", seconds=2.0)
+    info = probe(path, settings=settings)
+
+    assert (info.width, info.height, info.fps) == (320, 180, 30.0)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert info.duration_seconds == pytest.approx(2.0, abs=0.03)
+    assert info.size_bytes == path.stat().st_size
+
+
+def test_packet_scan_counts_frames_and_finds_keyframes(media: Any, settings: Any) -> None:
+    path = media.clip("hd-red", color="red", size="1280x720", seconds=2.0, keyint=30, preset="superfast")
+    packets = scan_packets(path, settings=settings, demuxer="mov")
+    keyframes = sorted(packets.seconds(p.pts) for p in packets.packets if p.key)
+
+    assert packets.frame_count == 60
+    assert packets.seconds(packets.end_pts) == pytest.approx(2.0)
+    assert keyframes[:2] == pytest.approx([0.0, 1.0])
+
+
+def test_garbage_and_disallowed_containers_are_refused(media: Any, settings: Any, tmp_path: Any) -> None:
+    with pytest.raises(ProbeError):
+        inspect(media.garbage("junk.mp4"), settings=settings)
+    concat = tmp_path / "list.mp4"
+    concat.write_text("ffconcat version 1.0\nfile '/etc/passwd'\n")
+    with pytest.raises(ProbeError):
+        inspect(concat, settings=settings)
+    with pytest.raises(errors.SourceInvalid):
+        probe(concat, settings=settings)

@@ -1,0 +1,110 @@
+"""The argv builders: input hardening, escaping, identical encoder settings, copy without encode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from render_service.engines.ffmpeg import planned_commands
+from render_service.engines.ffmpeg.commands import LADDER, concat_list, encoding_for, filter_value
+from render_service.engines.ffmpeg.plan import build_plan
+from render_service.models.timeline import Quality
+from render_service.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        table_name="t", bucket_name="svc", work_dir=tmp_path, ffmpeg_path="/opt/bin/ffmpeg", font_path="/opt/f.ttf"
+    )
+
+
+def _inputs(argv: list[str]) -> list[int]:
+    return [i for i, arg in enumerate(argv) if arg == "-i"]
+
+
+def test_filter_values_are_escaped_for_both_levels() -> None:
+    assert filter_value("/tmp/a:b") == r"/tmp/a\\:b"
+    assert filter_value("it's") == r"it\\\'s"
+    assert filter_value("a,b;c[d]") == r"a\,b\;c\[d\]"
+
+
+def test_concat_lists_quote_paths() -> None:
+    text = concat_list([Path("/w/it's.mp4"), Path("/w/b.mp4")])
+    assert text.splitlines() == ["ffconcat version 1.0", "file '/w/it'\\''s.mp4'", "file '/w/b.mp4'"]
+
+
+def test_quality_ladder_is_the_documented_one() -> None:
+    assert LADDER[Quality.low][:2] == (28, "veryfast")
+    assert LADDER[Quality.medium][:2] == (23, "veryfast")
+    assert LADDER[Quality.high][:2] == (19, "medium")
+    assert encoding_for(Quality.high, 60).gop == 120
+
+
+def test_every_input_is_a_local_file_behind_the_whitelists(
+    request_of: Any, clip: Any, image: Any, settings: Settings
+) -> None:
+    sources = {"s3://m/a.mp4": clip(size=(320, 180)), "s3://m/i.png": image(), "s3://m/hd.mp4": clip()}
+    req = request_of(
+        [
+            {"type": "clip", "src": "s3://m/a.mp4"},
+            {"type": "image", "src": "s3://m/i.png", "transition": {"type": "fade", "duration": 0.5}},
+            {"type": "clip", "src": "s3://m/hd.mp4"},
+        ]
+    )
+    plan = build_plan("r1", req, sources, chunk_seconds=1)
+    argvs = planned_commands(plan, settings)
+
+    assert {c.mode for c in plan.chunks} == {"copy", "encode"}
+    for argv in argvs:
+        for i in _inputs(argv):
+            assert Path(argv[i + 1]).is_relative_to(settings.work_dir / "r1")
+            before = argv[max(0, i - 8) : i]
+            assert before[before.index("-protocol_whitelist") + 1] == "file,pipe"
+            assert "-f" in before
+    join = argvs[-1]
+    assert join[join.index("-f") + 1] == "concat"
+    assert "+faststart" in join
+    assert join[join.index("-c:v") + 1] == "copy"
+    assert join[join.index("-c:a") + 1] == "aac"
+
+
+def test_every_encoded_chunk_uses_identical_encoder_settings(request_of: Any, clip: Any, settings: Settings) -> None:
+    sources = {"s3://m/a.mp4": clip(seconds=10, size=(320, 180))}
+    plan = build_plan(
+        "r1", request_of([{"type": "clip", "src": "s3://m/a.mp4"}], quality="high"), sources, chunk_seconds=2
+    )
+    tails = {
+        tuple(argv[argv.index("-c:v") : argv.index("-map_metadata")]) for argv in planned_commands(plan, settings)[:-1]
+    }
+
+    assert len(plan.chunks) == 5
+    assert len(tails) == 1
+    (tail,) = tails
+    assert " ".join(tail).startswith("-c:v libx264 -preset medium -crf 19 -profile:v high -pix_fmt yuv420p -g 60")
+    assert "pcm_s16le" in tail
+
+
+def test_title_text_never_reaches_the_command_line(request_of: Any, settings: Settings) -> None:
+    text = "x';drawbox=c=red[out];%{pts}"
+    plan = build_plan("r1", request_of([{"type": "title", "text": text, "duration": 1}]), {})
+    argv = planned_commands(plan, settings)[0]
+    graph = argv[argv.index("-filter_complex") + 1]
+
+    assert text not in " ".join(argv)
+    assert "expansion=none" in graph
+    assert "textfile=" in graph
+
+
+def test_copy_chunks_copy_video_and_decode_only_audio(request_of: Any, clip: Any, settings: Settings) -> None:
+    plan = build_plan(
+        "r1", request_of([{"type": "clip", "src": "s3://m/hd.mp4", "muted": True}]), {"s3://m/hd.mp4": clip()}
+    )
+    (argv, _join) = planned_commands(plan, settings)
+
+    assert plan.chunks[0].mode == "copy"
+    assert "libx264" not in argv
+    assert argv[argv.index("-c:v") + 1] == "copy"
+    assert argv[argv.index("-frames:v") + 1] == "60"
+    assert "anullsrc" in argv[argv.index("-filter_complex") + 1]  # muted: silence, not the source audio
