@@ -1,0 +1,1 @@
+"""CDK infrastructure for the render service."""

@@ -1,0 +1,379 @@
+"""Every Lambda function of the service, made by one builder from a table of specs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.constructs import acknowledge, cfn, default_policy, nag_text
+from infra.constructs.data import RenderData
+from infra.constructs.layers import RUNTIME, RenderLayers
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+CODE_EXCLUDE = ["**/__pycache__", "**/*.pyc"]
+SERVICE_NAME = "render-service"
+METRICS_NAMESPACE = "RenderService"
+FFMPEG_ENV = {"FFMPEG_PATH": "/opt/bin/ffmpeg", "FONT_PATH": "/opt/fonts/Roboto-Regular.ttf"}
+
+INPUTS, WORK, RENDERS = "inputs/*", "work/*", "renders/*"
+# What grant_read's wildcard actions cover; the resources stay scoped to the granted prefixes.
+S3_READ_ACTIONS = {
+    "s3:GetObject*": "GetObject and its version/tagging/attribute variants, on the granted key prefixes only.",
+    "s3:GetBucket*": "bucket metadata (location, versioning) of the granted buckets only.",
+    "s3:List*": "ListBucket on the granted buckets, so missing keys read as 404 and work/<id>/ can be cleared.",
+}
+
+
+@dataclass(frozen=True)
+class RenderLimits:
+    """Quota and pacing settings, passed to the functions as environment variables.
+
+    The API admits renders with the quota settings and the workflow steps settle them
+    (slots, credits, refunds), so both get the same values.
+    """
+
+    rate_limit_renders: int = 5
+    rate_limit_window_seconds: int = 3600
+    max_active_renders: int = 3
+    max_queued_renders: int = 10
+    initial_credits: int = 100
+    credits_enabled: bool = True
+    allow_high_resolution: bool = False
+    poll_interval_seconds: int = 5
+    slot_wait_seconds: int = 10
+
+    def quota_env(self) -> dict[str, str]:
+        return {
+            "RATE_LIMIT_RENDERS": str(self.rate_limit_renders),
+            "RATE_LIMIT_WINDOW_SECONDS": str(self.rate_limit_window_seconds),
+            "MAX_ACTIVE_RENDERS": str(self.max_active_renders),
+            "MAX_QUEUED_RENDERS": str(self.max_queued_renders),
+            "INITIAL_CREDITS": str(self.initial_credits),
+            "CREDITS_ENABLED": str(self.credits_enabled).lower(),
+            "ALLOW_HIGH_RESOLUTION": str(self.allow_high_resolution).lower(),
+        }
+
+    def pacing_env(self) -> dict[str, str]:
+        return {
+            "POLL_INTERVAL_SECONDS": str(self.poll_interval_seconds),
+            "SLOT_WAIT_SECONDS": str(self.slot_wait_seconds),
+        }
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What differs between functions. Bucket access is by key pattern (`work/*`), read/put/delete."""
+
+    handler: str
+    description: str
+    memory_mib: int = 256
+    timeout: Duration = field(default_factory=lambda: Duration.seconds(30))
+    ffmpeg: bool = False  # ffmpeg layer, 10 GB /tmp, FFMPEG_PATH/FONT_PATH, read on source buckets
+    environment: Mapping[str, str] = field(default_factory=dict)
+    read: Sequence[str] = ()
+    put: Sequence[str] = ()
+    delete: Sequence[str] = ()
+    put_events: bool = True
+
+
+class FunctionBuilder:
+    """Builds one function: own role and log group, shared code asset and layers, common settings."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        layers: RenderLayers,
+        architecture: lambda_.Architecture,
+        environment: Mapping[str, str],
+    ) -> None:
+        self.scope = scope
+        self.layers = layers
+        self.architecture = architecture
+        self.environment = dict(environment)
+        self.code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=CODE_EXCLUDE)
+
+    def build(self, construct_id: str, spec: FunctionSpec) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self.scope,
+            f"{construct_id}Logs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # An own role instead of AWSLambdaBasicExecutionRole: logs only to this function's group.
+        role = iam.Role(
+            self.scope,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{SERVICE_NAME} {construct_id} function",
+        )
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self.scope,
+            construct_id,
+            description=spec.description,
+            runtime=RUNTIME,
+            architecture=self.architecture,
+            code=self.code,
+            handler=spec.handler,
+            memory_size=spec.memory_mib,
+            timeout=spec.timeout,
+            ephemeral_storage_size=Size.gibibytes(10) if spec.ffmpeg else None,
+            layers=[self.layers.deps, self.layers.ffmpeg] if spec.ffmpeg else [self.layers.deps],
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={**self.environment, **(FFMPEG_ENV if spec.ffmpeg else {}), **spec.environment},
+        )
+        acknowledge(
+            cfn(function),
+            "AwsSolutions-L1",
+            "Pinned to python3.12 on purpose: the layers are built for cp312 wheels (layers/build.py).",
+        )
+        acknowledge(
+            default_policy(role),
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
+        )
+        return function
+
+
+class RenderFunctions(Construct):
+    """The API function, the workflow task functions and the chunk worker, with least-privilege grants."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        layers: RenderLayers,
+        architecture: lambda_.Architecture,
+        data: RenderData,
+        bus: events.IEventBus,
+        limits: RenderLimits,
+        allowed_source_buckets: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._data = data
+        self._bus = bus
+        self._sources = {
+            name: s3.Bucket.from_bucket_name(self, f"SourceBucket{index}", name)
+            for index, name in enumerate(allowed_source_buckets)
+        }
+        # Every function reads its settings through render_service.settings; these are required there.
+        builder = FunctionBuilder(
+            self,
+            layers=layers,
+            architecture=architecture,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "TABLE_NAME": data.table.table_name,
+                "BUCKET_NAME": data.bucket.bucket_name,
+                "EVENT_BUS_NAME": bus.event_bus_name,
+            },
+        )
+        sources = {"ALLOWED_SOURCE_BUCKETS": ",".join(allowed_source_buckets)}
+        quota = limits.quota_env()
+        workflow = {**quota, **limits.pacing_env()}
+        handlers = "render_service.handlers"
+
+        self.chunk_worker = self._add(
+            builder,
+            "ChunkWorker",
+            FunctionSpec(
+                handler=f"{handlers}.chunk_worker.handler",
+                description="Renders one chunk of a render to work/<id>/chunk-N.mp4",
+                memory_mib=3008,
+                timeout=Duration.minutes(15),
+                ffmpeg=True,
+                environment=sources,
+                read=(INPUTS, WORK),
+                put=(WORK,),
+                put_events=False,
+            ),
+        )
+        # StartRender/PollRender invoke chunks with InvocationType=Event. Lambda's own async retries
+        # would race the workflow, which re-dispatches chunks that died.
+        self.chunk_worker.configure_async_invoke(retry_attempts=0, max_event_age=Duration.hours(1))
+        chunk_env = {"CHUNK_FUNCTION_NAME": self.chunk_worker.function_name}
+
+        self.api = self._add(
+            builder,
+            "Api",
+            FunctionSpec(
+                handler=f"{handlers}.api.handler",
+                description="REST API: renders, quota, uploads",
+                memory_mib=512,
+                timeout=Duration.seconds(29),  # API Gateway's integration timeout
+                environment={**sources, **quota},
+                read=(RENDERS,),
+                put=(RENDERS, INPUTS),
+                delete=(RENDERS,),
+            ),
+        )
+        self.acquire_slot = self._add(
+            builder,
+            "AcquireSlot",
+            FunctionSpec(
+                handler=f"{handlers}.workflow.acquire_slot",
+                description="Workflow: take one of the user's render slots, or say how long to wait",
+                environment=workflow,
+            ),
+        )
+        self.start_render = self._add(
+            builder,
+            "StartRender",
+            FunctionSpec(
+                handler=f"{handlers}.workflow.start_render",
+                description="Workflow: plan chunks and dispatch chunk workers",
+                memory_mib=3008,
+                timeout=Duration.minutes(5),
+                ffmpeg=True,
+                environment={**workflow, **sources, **chunk_env},
+                read=(INPUTS, WORK),
+                put=(WORK,),
+            ),
+        )
+        self.poll_render = self._add(
+            builder,
+            "PollRender",
+            FunctionSpec(
+                handler=f"{handlers}.workflow.poll_render",
+                description="Workflow: report progress, re-dispatch chunks that died",
+                memory_mib=512,
+                timeout=Duration.minutes(1),
+                environment={**workflow, **chunk_env},
+            ),
+        )
+        self.finalize_render = self._add(
+            builder,
+            "FinalizeRender",
+            FunctionSpec(
+                handler=f"{handlers}.workflow.finalize_render",
+                description="Workflow: join chunks into renders/<user>/<id>.mp4, probe, complete the job",
+                memory_mib=3008,
+                timeout=Duration.minutes(15),
+                ffmpeg=True,
+                environment={**workflow, **sources},
+                read=(INPUTS, WORK, RENDERS),  # sources (soundtrack), chunks and plan, the output to presign
+                put=(RENDERS,),
+                delete=(WORK,),
+            ),
+        )
+        self.mark_failed = self._add(
+            builder,
+            "MarkFailed",
+            FunctionSpec(
+                handler=f"{handlers}.workflow.mark_failed",
+                description="Workflow: mark the job failed, refund, announce",
+                environment=workflow,
+                read=(WORK,),  # ListBucket, to clear work/<id>/
+                delete=(WORK,),
+            ),
+        )
+        for caller in (self.start_render, self.poll_render):
+            self.chunk_worker.grant_invoke(caller)
+            self._acknowledge_wildcard(
+                caller,
+                f"Resource::{nag_text(self, self.chunk_worker.function_arn)}:*",
+                "grant_invoke on the chunk worker also covers its versions/aliases (`<arn>:*`).",
+            )
+
+    @property
+    def all(self) -> dict[str, lambda_.Function]:
+        return {
+            "Api": self.api,
+            "AcquireSlot": self.acquire_slot,
+            "StartRender": self.start_render,
+            "PollRender": self.poll_render,
+            "FinalizeRender": self.finalize_render,
+            "MarkFailed": self.mark_failed,
+            "ChunkWorker": self.chunk_worker,
+        }
+
+    def connect_workflow(self, state_machine: sfn.StateMachine) -> None:
+        """The API starts one execution per render (named by render id) and stops it on cancel."""
+        self.api.add_environment("STATE_MACHINE_ARN", state_machine.state_machine_arn)
+        state_machine.grant_start_execution(self.api)
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        iam.Grant.add_to_principal(grantee=self.api, actions=["states:StopExecution"], resource_arns=[executions])
+        self._acknowledge_wildcard(
+            self.api,
+            f"Resource::{nag_text(self, executions)}",
+            "StopExecution on the executions of this one state machine; execution names are render ids.",
+        )
+
+    def _add(self, builder: FunctionBuilder, construct_id: str, spec: FunctionSpec) -> lambda_.Function:
+        function = builder.build(construct_id, spec)
+        table, bucket = self._data.table, self._data.bucket
+        table.grant_read_write_data(function)
+        self._acknowledge_wildcard(
+            function,
+            f"Resource::{nag_text(self, table.table_arn)}/index/*",
+            "Queries on the table's own GSIs (GSI1-3); grant_read_write_data scopes to `<table>/index/*`.",
+        )
+        for pattern in spec.read:
+            bucket.grant_read(function, pattern)
+        for pattern in spec.put:
+            bucket.grant_put(function, pattern)
+        for pattern in spec.delete:
+            bucket.grant_delete(function, pattern)
+        for pattern in {*spec.read, *spec.put, *spec.delete}:
+            self._acknowledge_wildcard(
+                function,
+                f"Resource::{nag_text(self, bucket.arn_for_objects(pattern))}",
+                f"Object access limited to the `{pattern}` key prefix of the service bucket.",
+            )
+        if spec.read:
+            self._acknowledge_s3_read_actions(function)
+        if spec.put:
+            self._acknowledge_wildcard(
+                function,
+                "Action::s3:Abort*",
+                "grant_put includes s3:AbortMultipartUpload (s3:Abort*) for large uploads.",
+            )
+        if spec.delete:
+            self._acknowledge_wildcard(
+                function,
+                "Action::s3:DeleteObject*",
+                "grant_delete: s3:DeleteObject/DeleteObjectVersion on the prefix above.",
+            )
+        if spec.ffmpeg and self._sources:
+            for name, source in self._sources.items():
+                source.grant_read(function)
+                self._acknowledge_wildcard(
+                    function,
+                    f"Resource::{nag_text(self, source.arn_for_objects('*'))}",
+                    f"Timelines may read s3:// sources from `{name}` (context allowedSourceBuckets).",
+                )
+            self._acknowledge_s3_read_actions(function)
+        if spec.put_events:
+            self._bus.grant_put_events_to(function)
+        return function
+
+    def _acknowledge_s3_read_actions(self, function: lambda_.Function) -> None:
+        for action, reason in S3_READ_ACTIONS.items():
+            self._acknowledge_wildcard(function, f"Action::{action}", f"grant_read: {reason}")
+
+    def _acknowledge_wildcard(self, function: lambda_.Function, finding: str, reason: str) -> None:
+        assert function.role is not None
+        acknowledge(default_policy(function.role), f"AwsSolutions-IAM5[{finding}]", reason)

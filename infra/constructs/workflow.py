@@ -1,0 +1,133 @@
+"""The render state machine: one STANDARD execution per render, named by the render id.
+
+State names and paths are a contract with render_service.handlers.workflow and with the
+local stack, which runs this synthesized definition.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.constructs import acknowledge, default_policy, nag_text
+
+# Raised by PollRender/FinalizeRender while chunk outputs are not yet visible (our exception class name).
+RENDER_NOT_READY = "RenderNotReady"
+
+
+class RenderWorkflow(Construct):
+    """AcquireSlot -> StartRender -> (Wait -> PollRender)* -> FinalizeRender; any error -> MarkFailed."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        acquire_slot: lambda_.IFunction,
+        start_render: lambda_.IFunction,
+        poll_render: lambda_.IFunction,
+        finalize_render: lambda_.IFunction,
+        mark_failed: lambda_.IFunction,
+        timeout: Duration,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._task_functions = (acquire_slot, start_render, poll_render, finalize_render, mark_failed)
+
+        acquire = self._invoke("AcquireSlot", acquire_slot, "$.slot")
+        start = self._invoke("StartRender", start_render, "$.progress")
+        poll = self._invoke("PollRender", poll_render, "$.progress")
+        finalize = self._invoke("FinalizeRender", finalize_render, "$.output")
+        mark = self._invoke("MarkFailed", mark_failed, sfn.JsonPath.DISCARD)
+
+        wait_for_slot = sfn.Wait(self, "Wait for slot", time=sfn.WaitTime.seconds_path("$.slot.waitSeconds"))
+        wait_for_progress = sfn.Wait(
+            self, "Wait for progress", time=sfn.WaitTime.seconds_path("$.progress.waitSeconds")
+        )
+        slot_free = (
+            sfn.Choice(self, "Slot free?")
+            .when(sfn.Condition.boolean_equals("$.slot.acquired", True), start)
+            .otherwise(wait_for_slot)
+        )
+        render_done = (
+            sfn.Choice(self, "Render done?")
+            .when(sfn.Condition.string_equals("$.progress.status", "done"), finalize)
+            .otherwise(wait_for_progress)
+        )
+
+        for task in (poll, finalize):
+            task.add_retry(
+                errors=[RENDER_NOT_READY],
+                interval=Duration.seconds(2),
+                max_attempts=5,
+                backoff_rate=1.5,
+            )
+        for task in (acquire, start, poll, finalize):
+            task.add_catch(mark, errors=[sfn.Errors.ALL], result_path="$.error")
+        # MarkFailed is the last word on a render (refund, event): retry it before giving up.
+        mark.add_retry(errors=[sfn.Errors.ALL], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
+        mark.next(
+            sfn.Fail(
+                self,
+                "Render failed",
+                error="RenderFailed",
+                cause="See the render's error in DynamoDB/MarkFailed output",
+            )
+        )
+
+        wait_for_slot.next(acquire)
+        start.next(wait_for_progress)
+        wait_for_progress.next(poll)
+        poll.next(render_done)
+        finalize.next(sfn.Succeed(self, "Render succeeded"))
+        definition = acquire.next(slot_free)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "RenderWorkflow",
+            comment="One execution per render; the execution name is the render id",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group,
+                level=sfn.LogLevel.ALL,
+                include_execution_data=True,
+            ),
+        )
+        self._acknowledge_role_wildcards()
+
+    def _invoke(self, name: str, function: lambda_.IFunction, result_path: str) -> tasks.LambdaInvoke:
+        return tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=function,
+            payload_response_only=True,
+            retry_on_service_exceptions=True,
+            result_path=result_path,
+        )
+
+    def _acknowledge_role_wildcards(self) -> None:
+        policy = default_policy(self.state_machine.role)
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing and CloudWatch Logs delivery (logs:*LogDelivery, DescribeResourcePolicies) "
+            "do not support resource-level permissions.",
+        )
+        for function in self._task_functions:
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{nag_text(self, function.function_arn)}:*]",
+                "LambdaInvoke grants the task function and its versions (`<arn>:*`); nothing else.",
+            )

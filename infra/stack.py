@@ -1,0 +1,180 @@
+"""The render service stack: assembles one construct per concern."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.constructs.api import RenderApi
+from infra.constructs.data import RenderData
+from infra.constructs.functions import RenderFunctions, RenderLimits
+from infra.constructs.layers import DEFAULT_LAYERS_DIR, RenderLayers
+from infra.constructs.notifications import RenderNotifications
+from infra.constructs.observability import RenderObservability
+from infra.constructs.workflow import RenderWorkflow
+
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
+WORKFLOW_TIMEOUT = Duration.hours(2)
+
+
+@dataclass(frozen=True)
+class RenderServiceConfig:
+    """Deployment settings; `from_context` reads them from cdk.json or `cdk -c key=value`."""
+
+    architecture: str = "x86_64"
+    allowed_source_buckets: tuple[str, ...] = ()
+    alarm_email: str | None = None
+    cors_allowed_origins: tuple[str, ...] = ("*",)
+    retain_data: bool = True
+    api_throttling_rate_limit: int = 50
+    api_throttling_burst_limit: int = 100
+    event_archive_days: int = 30
+    limits: RenderLimits = field(default_factory=RenderLimits)
+    layers_dir: Path = DEFAULT_LAYERS_DIR
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"context architecture must be one of {sorted(ARCHITECTURES)}, got {self.architecture!r}")
+        if not self.cors_allowed_origins:
+            raise ValueError("context corsAllowedOrigins must list at least one origin (or '*')")
+
+    @classmethod
+    def from_context(cls, scope: Construct) -> RenderServiceConfig:
+        def get(key: str, default: Any) -> Any:
+            value = scope.node.try_get_context(key)
+            return default if value is None else value
+
+        defaults = cls()
+        limit_defaults = RenderLimits()
+        return cls(
+            architecture=str(get("architecture", defaults.architecture)),
+            allowed_source_buckets=_strings(get("allowedSourceBuckets", [])),
+            alarm_email=get("alarmEmail", None) or None,
+            cors_allowed_origins=_strings(get("corsAllowedOrigins", list(defaults.cors_allowed_origins))),
+            retain_data=_bool(get("retainData", defaults.retain_data)),
+            api_throttling_rate_limit=int(get("apiThrottlingRateLimit", defaults.api_throttling_rate_limit)),
+            api_throttling_burst_limit=int(get("apiThrottlingBurstLimit", defaults.api_throttling_burst_limit)),
+            event_archive_days=int(get("eventArchiveDays", defaults.event_archive_days)),
+            limits=RenderLimits(
+                rate_limit_renders=int(get("rateLimitRenders", limit_defaults.rate_limit_renders)),
+                rate_limit_window_seconds=int(get("rateLimitWindowSeconds", limit_defaults.rate_limit_window_seconds)),
+                max_active_renders=int(get("maxActiveRenders", limit_defaults.max_active_renders)),
+                max_queued_renders=int(get("maxQueuedRenders", limit_defaults.max_queued_renders)),
+                initial_credits=int(get("initialCredits", limit_defaults.initial_credits)),
+                credits_enabled=_bool(get("creditsEnabled", limit_defaults.credits_enabled)),
+                allow_high_resolution=_bool(get("allowHighResolution", limit_defaults.allow_high_resolution)),
+                poll_interval_seconds=int(get("pollIntervalSeconds", limit_defaults.poll_interval_seconds)),
+                slot_wait_seconds=int(get("slotWaitSeconds", limit_defaults.slot_wait_seconds)),
+            ),
+        )
+
+
+class RenderServiceStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: RenderServiceConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        config = config or RenderServiceConfig.from_context(self)
+        self.config = config
+        removal_policy = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        architecture = ARCHITECTURES[config.architecture]
+
+        self.data = RenderData(
+            self, "Data", cors_allowed_origins=config.cors_allowed_origins, removal_policy=removal_policy
+        )
+        self.notifications = RenderNotifications(
+            self, "Notifications", archive_retention=Duration.days(config.event_archive_days)
+        )
+        self.layers = RenderLayers(self, "Layers", arch=config.architecture, layers_dir=config.layers_dir)
+        self.functions = RenderFunctions(
+            self,
+            "Functions",
+            layers=self.layers,
+            architecture=architecture,
+            data=self.data,
+            bus=self.notifications.bus,
+            limits=config.limits,
+            allowed_source_buckets=config.allowed_source_buckets,
+        )
+        fns = self.functions
+        self.workflow = RenderWorkflow(
+            self,
+            "Workflow",
+            acquire_slot=fns.acquire_slot,
+            start_render=fns.start_render,
+            poll_render=fns.poll_render,
+            finalize_render=fns.finalize_render,
+            mark_failed=fns.mark_failed,
+            timeout=WORKFLOW_TIMEOUT,
+        )
+        fns.connect_workflow(self.workflow.state_machine)
+        self.api = RenderApi(
+            self,
+            "Api",
+            handler=fns.api,
+            cors_allowed_origins=config.cors_allowed_origins,
+            throttling_rate_limit=config.api_throttling_rate_limit,
+            throttling_burst_limit=config.api_throttling_burst_limit,
+            removal_policy=removal_policy,
+        )
+        self.observability = RenderObservability(
+            self,
+            "Observability",
+            functions=fns.all,
+            state_machine=self.workflow.state_machine,
+            rest_api=self.api.rest_api,
+            alarm_email=config.alarm_email,
+        )
+
+        # Output ids are pinned: the local stack, scripts and frontends read them by name.
+        outputs = {
+            "ApiUrl": (self.api.url, "Base URL of the REST API (stage included)"),
+            "TableName": (self.data.table.table_name, "DynamoDB table"),
+            "BucketName": (self.data.bucket.bucket_name, "Media bucket (inputs/, work/, renders/)"),
+            "EventBusName": (self.notifications.bus.event_bus_name, "EventBridge bus for render events"),
+            "StateMachineArn": (self.workflow.state_machine.state_machine_arn, "Render workflow"),
+            "UserPoolId": (self.api.user_pool.user_pool_id, "Cognito user pool"),
+            "UserPoolClientId": (self.api.user_pool_client.user_pool_client_id, "Cognito app client (no secret)"),
+        }
+        for output_id, (value, description) in outputs.items():
+            CfnOutput(self, output_id, value=value, description=description).override_logical_id(output_id)
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """cdk.json's context (feature flags and defaults), for runs without the CDK CLI.
+
+    The CLI reads cdk.json itself and passes context in CDK_CONTEXT_JSON, which App lets
+    override what is given here; `python app.py` and the tests have only this.
+    """
+    context = json.loads(path.read_text()).get("context", {})
+    if not isinstance(context, dict):
+        raise ValueError(f"{path}: context must be an object")
+    return context
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """A context list, or a comma-separated string from `cdk -c key=a,b`."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in {"true", "1", "yes"}:
+        return True
+    if str(value).strip().lower() in {"false", "0", "no"}:
+        return False
+    raise ValueError(f"expected a boolean in context, got {value!r}")

@@ -1,0 +1,630 @@
+"""What the synthesized RenderService template must contain (a contract with the Lambda code and the local stack)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Annotations, Match, Template
+
+from infra.constructs.layers import LayersNotBuiltError
+from infra.stack import RenderServiceConfig, RenderServiceStack, cdk_json_context
+
+HANDLERS = {
+    "Api": "render_service.handlers.api.handler",
+    "AcquireSlot": "render_service.handlers.workflow.acquire_slot",
+    "StartRender": "render_service.handlers.workflow.start_render",
+    "PollRender": "render_service.handlers.workflow.poll_render",
+    "FinalizeRender": "render_service.handlers.workflow.finalize_render",
+    "MarkFailed": "render_service.handlers.workflow.mark_failed",
+    "ChunkWorker": "render_service.handlers.chunk_worker.handler",
+}
+FFMPEG_FUNCTIONS = {"StartRender", "FinalizeRender", "ChunkWorker"}
+WORKFLOW_FUNCTIONS = {"AcquireSlot", "StartRender", "PollRender", "FinalizeRender", "MarkFailed"}
+COMMON_ENV = {"TABLE_NAME", "BUCKET_NAME", "EVENT_BUS_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+PROTECTED_ROUTES = {
+    ("/renders", "GET"),
+    ("/renders", "POST"),
+    ("/renders/estimate", "POST"),
+    ("/renders/cancel", "POST"),
+    ("/renders/{renderId}", "GET"),
+    ("/renders/{renderId}", "DELETE"),
+    ("/renders/{renderId}/cancel", "POST"),
+    ("/renders/{renderId}/download-url", "POST"),
+    ("/quota", "GET"),
+    ("/uploads", "POST"),
+}
+PUBLIC_ROUTES = {("/health", "GET"), ("/openapi.json", "GET"), ("/docs", "GET")}
+
+
+def resources(template: Template, type_: str) -> dict[str, dict[str, Any]]:
+    return {logical_id: dict(resource) for logical_id, resource in template.find_resources(type_).items()}
+
+
+def only(template: Template, type_: str) -> tuple[str, dict[str, Any]]:
+    found = resources(template, type_)
+    assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def functions_by_name(template: Template) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Function name (by handler) -> (logical id, properties)."""
+    by_handler = {handler: name for name, handler in HANDLERS.items()}
+    found = {}
+    for logical_id, resource in resources(template, "AWS::Lambda::Function").items():
+        props = resource["Properties"]
+        found[by_handler[props["Handler"]]] = (logical_id, props)
+    return found
+
+
+def policy_statements(template: Template, function_logical_id: str, fn_props: dict[str, Any]) -> list[dict[str, Any]]:
+    role_id = fn_props["Role"]["Fn::GetAtt"][0]
+    statements: list[dict[str, Any]] = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert statements, f"no policy for {function_logical_id}"
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def actions_on(statements: list[dict[str, Any]], needle: str) -> set[str]:
+    """Actions granted on any resource whose JSON mentions `needle`."""
+    actions: set[str] = set()
+    for statement in statements:
+        if any(needle in json.dumps(resource) for resource in as_list(statement["Resource"])):
+            actions.update(as_list(statement["Action"]))
+    return actions
+
+
+def definition(template: Template) -> dict[str, Any]:
+    """The state machine's ASL, with each `Fn::GetAtt [X, Arn]` replaced by `arn:X`."""
+    _, machine = only(template, "AWS::StepFunctions::StateMachine")
+    body = machine["Properties"]["DefinitionString"]
+    if isinstance(body, dict):
+        parts = body["Fn::Join"][1]
+        body = "".join(part if isinstance(part, str) else f"arn:{part['Fn::GetAtt'][0]}" for part in parts)
+    asl: dict[str, Any] = json.loads(body)
+    return asl
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+def test_table_is_on_demand_with_pitr_ttl_and_three_all_projected_gsis(template: Template) -> None:
+    _, table = only(template, "AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert table["DeletionPolicy"] == "Retain"
+    assert props["DeletionProtectionEnabled"] is True
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert props["KeySchema"] == [
+        {"AttributeName": "PK", "KeyType": "HASH"},
+        {"AttributeName": "SK", "KeyType": "RANGE"},
+    ]
+    gsis = {g["IndexName"]: g for g in props["GlobalSecondaryIndexes"]}
+    assert set(gsis) == {"GSI1", "GSI2", "GSI3"}
+    for name, gsi in gsis.items():
+        assert gsi["KeySchema"] == [
+            {"AttributeName": f"{name}PK", "KeyType": "HASH"},
+            {"AttributeName": f"{name}SK", "KeyType": "RANGE"},
+        ]
+        assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    attributes = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    assert attributes == dict.fromkeys(("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK"), "S")
+
+
+def test_media_bucket_is_private_encrypted_logged_with_lifecycle_and_cors(template: Template) -> None:
+    buckets = resources(template, "AWS::S3::Bucket")
+    media = [
+        b
+        for b in buckets.values()
+        if "LifecycleConfiguration" in b["Properties"] and "CorsConfiguration" in b["Properties"]
+    ]
+    assert len(media) == 1
+    props = media[0]["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"
+    }
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireWorkFiles"]["Prefix"] == "work/"
+    assert rules["ExpireWorkFiles"]["ExpirationInDays"] == 2
+    assert rules["AbortIncompleteUploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    cors = props["CorsConfiguration"]["CorsRules"][0]
+    assert {"PUT", "GET"} <= set(cors["AllowedMethods"])
+    assert cors["AllowedOrigins"] == ["*"]
+    log_bucket_id = props["LoggingConfiguration"]["DestinationBucketName"]["Ref"]
+    assert log_bucket_id in buckets
+
+
+def test_both_buckets_deny_requests_without_tls(template: Template) -> None:
+    policies = resources(template, "AWS::S3::BucketPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+
+
+def test_event_bus_name_is_derived_and_events_are_archived(template: Template) -> None:
+    bus_id, bus = only(template, "AWS::Events::EventBus")
+    assert bus["Properties"]["Name"].startswith("RenderService")  # generated by CDK, unique per stack
+    _, archive = only(template, "AWS::Events::Archive")
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    assert archive["Properties"]["RetentionDays"] == 30
+
+
+# --- functions -------------------------------------------------------------------------
+
+
+def test_every_function_has_the_common_runtime_settings(template: Template) -> None:
+    functions = functions_by_name(template)
+    assert set(functions) == set(HANDLERS)
+    code_keys = set()
+    for name, (_, props) in functions.items():
+        assert props["Runtime"] == "python3.12", name
+        assert props["Architectures"] == ["x86_64"], name
+        assert props["TracingConfig"] == {"Mode": "Active"}, name
+        assert props["LoggingConfig"]["LogFormat"] == "JSON", name
+        env = props["Environment"]["Variables"]
+        assert env["POWERTOOLS_SERVICE_NAME"] == "render-service"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "RenderService"
+        code_keys.add(json.dumps(props["Code"]))
+    assert len(code_keys) == 1, "all functions share one code asset"
+
+
+def test_function_log_groups_have_retention(template: Template) -> None:
+    functions = functions_by_name(template)
+    groups = resources(template, "AWS::Logs::LogGroup")
+    for name, (_, props) in functions.items():
+        group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+        assert groups[group_id]["Properties"]["RetentionInDays"] == 30, name
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Api", {"MemorySize": 512, "Timeout": 29, "EphemeralStorage": None, "layers": 1}),
+        ("StartRender", {"MemorySize": 3008, "Timeout": 300, "EphemeralStorage": {"Size": 10240}, "layers": 2}),
+        ("FinalizeRender", {"MemorySize": 3008, "Timeout": 900, "EphemeralStorage": {"Size": 10240}, "layers": 2}),
+        ("ChunkWorker", {"MemorySize": 3008, "Timeout": 900, "EphemeralStorage": {"Size": 10240}, "layers": 2}),
+        ("AcquireSlot", {"EphemeralStorage": None, "layers": 1}),
+        ("PollRender", {"EphemeralStorage": None, "layers": 1}),
+        ("MarkFailed", {"EphemeralStorage": None, "layers": 1}),
+    ],
+)
+def test_function_sizes_and_layers(template: Template, name: str, expected: dict[str, Any]) -> None:
+    _, props = functions_by_name(template)[name]
+    actual = {key: props.get(key) for key in expected if key != "layers"}
+    actual["layers"] = len(props["Layers"])
+    assert actual == expected
+
+
+def test_environment_gives_each_function_only_what_it_needs(template: Template) -> None:
+    env = {name: props["Environment"]["Variables"] for name, (_, props) in functions_by_name(template).items()}
+    for name, variables in env.items():
+        assert set(variables) >= COMMON_ENV, name
+        assert ("STATE_MACHINE_ARN" in variables) == (name == "Api"), name
+        assert ("CHUNK_FUNCTION_NAME" in variables) == (name in {"StartRender", "PollRender"}), name
+        assert ("FFMPEG_PATH" in variables) == (name in FFMPEG_FUNCTIONS), name
+        assert ("POLL_INTERVAL_SECONDS" in variables) == (name in WORKFLOW_FUNCTIONS), name
+        assert ("CREDITS_ENABLED" in variables) == (name in WORKFLOW_FUNCTIONS | {"Api"}), name
+    for name in FFMPEG_FUNCTIONS:
+        assert env[name]["FFMPEG_PATH"] == "/opt/bin/ffmpeg"
+        assert env[name]["FONT_PATH"] == "/opt/fonts/Roboto-Regular.ttf"
+        assert env[name]["ALLOWED_SOURCE_BUCKETS"] == "team-footage,stock.clips"
+    assert env["Api"]["ALLOWED_SOURCE_BUCKETS"] == "team-footage,stock.clips"
+    quota = {
+        "RATE_LIMIT_RENDERS": "5",
+        "RATE_LIMIT_WINDOW_SECONDS": "3600",
+        "MAX_ACTIVE_RENDERS": "3",
+        "MAX_QUEUED_RENDERS": "10",
+        "INITIAL_CREDITS": "100",
+        "CREDITS_ENABLED": "true",
+        "ALLOW_HIGH_RESOLUTION": "false",
+    }
+    for name in WORKFLOW_FUNCTIONS | {"Api"}:
+        assert {key: env[name][key] for key in quota} == quota, name
+    assert env["PollRender"]["POLL_INTERVAL_SECONDS"] == "5"
+    assert env["AcquireSlot"]["SLOT_WAIT_SECONDS"] == "10"
+    chunk_id, _ = functions_by_name(template)["ChunkWorker"]
+    assert env["StartRender"]["CHUNK_FUNCTION_NAME"] == {"Ref": chunk_id}
+
+
+def test_chunk_worker_async_invokes_are_not_retried_by_lambda(template: Template) -> None:
+    chunk_id, _ = functions_by_name(template)["ChunkWorker"]
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {"FunctionName": {"Ref": chunk_id}, "MaximumRetryAttempts": 0, "Qualifier": "$LATEST"},
+    )
+
+
+def test_layers_target_python312_and_the_architecture(template: Template) -> None:
+    layers = resources(template, "AWS::Lambda::LayerVersion")
+    assert len(layers) == 2
+    for layer in layers.values():
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+        assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
+
+
+# --- IAM -------------------------------------------------------------------------------
+
+
+def test_api_may_start_and_stop_only_its_state_machine_executions(template: Template) -> None:
+    functions = functions_by_name(template)
+    api_id, api = functions["Api"]
+    statements = policy_statements(template, api_id, api)
+    machine_id, _ = only(template, "AWS::StepFunctions::StateMachine")
+    start = [s for s in statements if "states:StartExecution" in as_list(s["Action"])]
+    assert [s["Resource"] for s in start] == [{"Ref": machine_id}]
+    stop = [s for s in statements if "states:StopExecution" in as_list(s["Action"])]
+    assert len(stop) == 1
+    stop_arn = json.dumps(stop[0]["Resource"])
+    assert ":execution:" in stop_arn
+    assert machine_id in stop_arn
+    assert stop_arn.endswith(':*"]]}')
+    assert "events:PutEvents" in actions_on(statements, "NotificationsBus")
+
+
+def test_bucket_access_is_scoped_to_key_prefixes(template: Template) -> None:
+    functions = functions_by_name(template)
+    expected = {
+        "Api": {"renders/*": {"read", "put", "delete"}, "inputs/*": {"put"}},
+        "ChunkWorker": {"inputs/*": {"read"}, "work/*": {"read", "put"}},
+        "StartRender": {"inputs/*": {"read"}, "work/*": {"read", "put"}},
+        "PollRender": {},
+        "FinalizeRender": {"inputs/*": {"read"}, "work/*": {"read", "delete"}, "renders/*": {"read", "put"}},
+        "MarkFailed": {"work/*": {"read", "delete"}},
+        "AcquireSlot": {},
+    }
+    for name, patterns in expected.items():
+        logical_id, props = functions[name]
+        statements = policy_statements(template, logical_id, props)
+        s3_actions = {a for s in statements for a in as_list(s["Action"]) if a.startswith("s3:")}
+        assert "s3:*" not in s3_actions
+        for statement in statements:
+            for resource in as_list(statement["Resource"]):
+                text = json.dumps(resource)
+                if "DataBucket" in text and "/" in text:
+                    assert any(f"/{p}" in text for p in patterns), f"{name}: unexpected object scope {text}"
+        for pattern, kinds in patterns.items():
+            actions = actions_on(statements, f"/{pattern}")
+            assert ("s3:GetObject*" in actions) == ("read" in kinds), (name, pattern)
+            assert ("s3:PutObject" in actions) == ("put" in kinds), (name, pattern)
+            assert ("s3:DeleteObject*" in actions) == ("delete" in kinds), (name, pattern)
+
+
+def test_no_wildcard_resource_except_xray_and_log_delivery(template: Template) -> None:
+    allowed = {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+    for logical_id, policy in resources(template, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "*" in as_list(statement["Resource"]):
+                assert set(as_list(statement["Action"])) <= allowed, logical_id
+
+
+def test_only_start_and_poll_may_invoke_the_chunk_worker(template: Template) -> None:
+    functions = functions_by_name(template)
+    chunk_id, _ = functions["ChunkWorker"]
+    for name, (logical_id, props) in functions.items():
+        may_invoke = "lambda:InvokeFunction" in actions_on(policy_statements(template, logical_id, props), chunk_id)
+        assert may_invoke == (name in {"StartRender", "PollRender"}), name
+
+
+def test_workflow_functions_share_the_table_and_allowed_source_buckets_are_readable(template: Template) -> None:
+    functions = functions_by_name(template)
+    for name, (logical_id, props) in functions.items():
+        statements = policy_statements(template, logical_id, props)
+        assert "dynamodb:UpdateItem" in actions_on(statements, "DataTable"), name
+        readable = actions_on(statements, "team-footage")
+        assert ("s3:GetObject*" in readable) == (name in FFMPEG_FUNCTIONS), name
+
+
+# --- workflow --------------------------------------------------------------------------
+
+
+def test_state_machine_is_standard_traced_logged_and_bounded(template: Template) -> None:
+    _, machine = only(template, "AWS::StepFunctions::StateMachine")
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
+    assert definition(template)["TimeoutSeconds"] == 7200
+    assert "QueryLanguage" not in definition(template)
+
+
+def test_workflow_states_and_paths_match_the_lambda_contract(template: Template) -> None:
+    asl = definition(template)
+    states = asl["States"]
+    fns = {name: f"arn:{logical_id}" for name, (logical_id, _) in functions_by_name(template).items()}
+    assert asl["StartAt"] == "AcquireSlot"
+    assert set(states) == {
+        "AcquireSlot",
+        "Slot free?",
+        "Wait for slot",
+        "StartRender",
+        "Wait for progress",
+        "PollRender",
+        "Render done?",
+        "FinalizeRender",
+        "Render succeeded",
+        "MarkFailed",
+        "Render failed",
+    }
+    tasks = {
+        "AcquireSlot": ("$.slot", "Slot free?"),
+        "StartRender": ("$.progress", "Wait for progress"),
+        "PollRender": ("$.progress", "Render done?"),
+        "FinalizeRender": ("$.output", "Render succeeded"),
+    }
+    for name, (result_path, next_state) in tasks.items():
+        state = states[name]
+        assert state["Type"] == "Task"
+        assert state["Resource"] == fns[name], "payload_response_only: the function ARN is the resource"
+        assert "Parameters" not in state, "the whole state input is the payload"
+        assert state["ResultPath"] == result_path
+        assert state["Next"] == next_state
+        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MarkFailed"}]
+        assert any("Lambda.ServiceException" in r["ErrorEquals"] for r in state["Retry"]), name
+
+    assert states["Slot free?"]["Choices"] == [
+        {"Variable": "$.slot.acquired", "BooleanEquals": True, "Next": "StartRender"}
+    ]
+    assert states["Slot free?"]["Default"] == "Wait for slot"
+    assert states["Wait for slot"] == {"Type": "Wait", "SecondsPath": "$.slot.waitSeconds", "Next": "AcquireSlot"}
+    assert states["Wait for progress"] == {
+        "Type": "Wait",
+        "SecondsPath": "$.progress.waitSeconds",
+        "Next": "PollRender",
+    }
+    assert states["Render done?"]["Choices"] == [
+        {"Variable": "$.progress.status", "StringEquals": "done", "Next": "FinalizeRender"}
+    ]
+    assert states["Render done?"]["Default"] == "Wait for progress"
+    for name in ("PollRender", "FinalizeRender"):
+        assert {
+            "ErrorEquals": ["RenderNotReady"],
+            "IntervalSeconds": 2,
+            "MaxAttempts": 5,
+            "BackoffRate": 1.5,
+        } in states[name]["Retry"]
+    assert not any(r["ErrorEquals"] == ["RenderNotReady"] for r in states["StartRender"]["Retry"])
+
+    mark = states["MarkFailed"]
+    assert mark["Resource"] == fns["MarkFailed"]
+    assert mark["ResultPath"] is None  # JsonPath.DISCARD
+    assert mark["Next"] == "Render failed"
+    assert "Catch" not in mark
+    assert mark["Retry"][-1]["ErrorEquals"] == ["States.ALL"]
+    assert mark["Retry"][-1]["MaxAttempts"] == 3
+    assert states["Render failed"] == {
+        "Type": "Fail",
+        "Error": "RenderFailed",
+        "Cause": "See the render's error in DynamoDB/MarkFailed output",
+    }
+    assert states["Render succeeded"] == {"Type": "Succeed"}
+
+
+# --- API -------------------------------------------------------------------------------
+
+
+def api_methods(template: Template) -> dict[tuple[str, str], dict[str, Any]]:
+    resources_ = resources(template, "AWS::ApiGateway::Resource")
+    _, rest_api = only(template, "AWS::ApiGateway::RestApi")
+
+    def path_of(ref: Any) -> str:
+        if isinstance(ref, dict) and "Fn::GetAtt" in ref:  # the root resource
+            return ""
+        resource = resources_[ref["Ref"]]["Properties"]
+        return f"{path_of(resource['ParentId'])}/{resource['PathPart']}"
+
+    methods = {}
+    for method in resources(template, "AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        methods[(path_of(props["ResourceId"]) or "/", props["HttpMethod"])] = props
+    assert rest_api
+    return methods
+
+
+def test_every_route_is_cognito_protected_except_health_and_docs(template: Template) -> None:
+    methods = api_methods(template)
+    authorizer_id, authorizer = only(template, "AWS::ApiGateway::Authorizer")
+    assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
+    routes = {key for key in methods if key[1] != "OPTIONS"}
+    assert routes == PROTECTED_ROUTES | PUBLIC_ROUTES
+    api_fn_id, _ = functions_by_name(template)["Api"]
+    for route in PROTECTED_ROUTES:
+        assert methods[route]["AuthorizationType"] == "COGNITO_USER_POOLS", route
+        assert methods[route]["AuthorizerId"] == {"Ref": authorizer_id}, route
+    for route in PUBLIC_ROUTES:
+        assert methods[route]["AuthorizationType"] == "NONE", route
+    for route in routes:
+        integration = methods[route]["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        assert api_fn_id in json.dumps(integration["Uri"]), route
+    preflight = {path for path, method in methods if method == "OPTIONS"}
+    assert {path for path, _ in routes} <= preflight
+
+
+def test_stage_is_traced_access_logged_and_throttled(template: Template) -> None:
+    _, stage = only(template, "AWS::ApiGateway::Stage")
+    props = stage["Properties"]
+    assert props["TracingEnabled"] is True
+    assert "DestinationArn" in props["AccessLogSetting"]
+    assert json.loads(props["AccessLogSetting"]["Format"])["requestId"] == "$context.requestId"
+    settings = props["MethodSettings"][0]
+    assert settings["ThrottlingRateLimit"] == 50
+    assert settings["ThrottlingBurstLimit"] == 100
+    assert settings["LoggingLevel"] == "ERROR"
+    assert settings["DataTraceEnabled"] is False
+
+
+def test_user_pool_is_admin_only_with_a_strong_password_policy(template: Template) -> None:
+    _, pool = only(template, "AWS::Cognito::UserPool")
+    props = pool["Properties"]
+    assert props["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    policy = props["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] >= 12
+    assert all(policy[k] for k in ("RequireLowercase", "RequireUppercase", "RequireNumbers", "RequireSymbols"))
+    template.has_resource_properties("AWS::Cognito::UserPoolClient", {"GenerateSecret": False})
+
+
+def test_gateway_errors_carry_cors_headers(template: Template) -> None:
+    responses = resources(template, "AWS::ApiGateway::GatewayResponse")
+    assert {r["Properties"]["ResponseType"] for r in responses.values()} == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for response in responses.values():
+        assert response["Properties"]["ResponseParameters"] == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": "'*'"
+        }
+
+
+# --- observability ---------------------------------------------------------------------
+
+
+def test_alarms_cover_workflow_api_and_every_function_and_notify_the_topic(template: Template) -> None:
+    topic_id, topic = only(template, "AWS::SNS::Topic")
+    assert "KmsMasterKeyId" in topic["Properties"]
+    alarms = resources(template, "AWS::CloudWatch::Alarm").values()
+    metrics = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms}
+    assert {
+        ("AWS/States", "ExecutionsFailed"),
+        ("AWS/States", "ExecutionsTimedOut"),
+        ("AWS/ApiGateway", "5XXError"),
+        ("AWS/Lambda", "Errors"),
+    } <= metrics
+    function_alarms = [a for a in alarms if a["Properties"]["MetricName"] == "Errors"]
+    alarmed = {json.dumps(a["Properties"]["Dimensions"]) for a in function_alarms}
+    for name, (logical_id, _) in functions_by_name(template).items():
+        assert any(logical_id in dims for dims in alarmed), name
+    for alarm in alarms:
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching"
+    template.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": {"Ref": topic_id}}
+    )
+
+
+def test_alarm_topic_enforces_tls_and_its_key_rotates(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                )
+            }
+        },
+    )
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+# --- outputs and configuration ---------------------------------------------------------
+
+
+def test_synth_raises_no_cdk_warnings_or_errors(stack: RenderServiceStack, template: Template) -> None:
+    annotations = Annotations.from_stack(stack)
+    messages = [*annotations.find_error("*", Match.any_value()), *annotations.find_warning("*", Match.any_value())]
+    assert messages == []
+
+
+def test_outputs_have_pinned_ids(template: Template) -> None:
+    outputs = template.to_json()["Outputs"]
+    assert set(outputs) == {
+        "ApiUrl",
+        "TableName",
+        "BucketName",
+        "EventBusName",
+        "StateMachineArn",
+        "UserPoolId",
+        "UserPoolClientId",
+    }
+    table_id, _ = only(template, "AWS::DynamoDB::Table")
+    machine_id, _ = only(template, "AWS::StepFunctions::StateMachine")
+    assert outputs["TableName"]["Value"] == {"Ref": table_id}
+    assert outputs["StateMachineArn"]["Value"] == {"Ref": machine_id}
+
+
+def test_context_switches_architecture_retention_and_optional_parts(build_stack: Any) -> None:
+    template = Template.from_stack(
+        build_stack({"architecture": "arm64", "allowedSourceBuckets": [], "alarmEmail": "", "retainData": False})
+    )
+    for name, (logical_id, props) in functions_by_name(template).items():
+        assert props["Architectures"] == ["arm64"], name
+        assert props["Environment"]["Variables"].get("ALLOWED_SOURCE_BUCKETS", "") == "", name
+        statements = policy_statements(template, logical_id, props)
+        assert not actions_on(statements, "team-footage"), name
+    for layer in resources(template, "AWS::Lambda::LayerVersion").values():
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    _, table = only(template, "AWS::DynamoDB::Table")
+    assert table["DeletionPolicy"] == "Delete"
+    assert table["Properties"]["DeletionProtectionEnabled"] is False
+    template.resource_count_is("AWS::SNS::Subscription", 0)
+
+
+def test_missing_layers_fail_with_a_hint_to_build_them(tmp_path: Any) -> None:
+    app = App(context=cdk_json_context())
+    config = RenderServiceConfig(layers_dir=tmp_path)
+    with pytest.raises(LayersNotBuiltError, match=r"make layers ARCH=x86_64"):
+        RenderServiceStack(app, "RenderService", config=config)
+
+
+def test_layers_built_for_another_arch_are_refused(make_layers: Any) -> None:
+    layers = make_layers("arm64")
+    (layers / "ffmpeg-x86_64" / "bin").mkdir(parents=True)
+    (layers / "ffmpeg-x86_64" / "bin" / "ffmpeg").write_text("")
+    app = App(context=cdk_json_context())
+    config = RenderServiceConfig(architecture="x86_64", layers_dir=layers)
+    with pytest.raises(LayersNotBuiltError, match="built for arm64"):
+        RenderServiceStack(app, "RenderService", config=config)
+
+
+def test_context_values_from_the_command_line_are_parsed() -> None:
+    app = App(
+        context={
+            "architecture": "arm64",
+            "allowedSourceBuckets": "a-bucket, b-bucket",
+            "creditsEnabled": "false",
+            "maxActiveRenders": "7",
+            "retainData": "false",
+        }
+    )
+    config = RenderServiceConfig.from_context(app)
+    assert config.architecture == "arm64"
+    assert config.allowed_source_buckets == ("a-bucket", "b-bucket")
+    assert config.limits.credits_enabled is False
+    assert config.limits.max_active_renders == 7
+    assert config.retain_data is False
+    assert config.alarm_email is None
+
+
+def test_unknown_architecture_is_rejected() -> None:
+    with pytest.raises(ValueError, match="architecture"):
+        RenderServiceConfig.from_context(App(context={"architecture": "sparc"}))
