@@ -39,14 +39,14 @@ demo: synth ## Render a real video end to end on the local stack; prints the MP4
 serve: synth ## Run the local stack at http://127.0.0.1:$(PORT)
 	PORT=$(PORT) $(BIN)/python -m infra.local.serve
 
-test: synth ## All four test tiers: unit, integration (moto), infra (CDK), e2e (local stack + ffmpeg)
+test: synth lint ## Lint, then all four test tiers: unit, integration (moto), infra (CDK), e2e (local stack + ffmpeg)
 	PATH="$(NODE_BIN):$$PATH" $(BIN)/pytest
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration
-test-infra: layers
+test-infra: $(STAMP)
 	PATH="$(NODE_BIN):$$PATH" $(BIN)/pytest tests/infra
 test-e2e: synth
 	$(BIN)/pytest tests/e2e
@@ -64,7 +64,8 @@ bench: synth ## Benchmarks, each compared against a baseline in the same run
 	PATH="$(NODE_BIN):$$PATH" $(BIN)/pytest tests/bench --benchmark-only -p no:xdist
 
 deploy: synth ## cdk deploy into the current AWS account (CLI pinned to v2)
-	PATH="$(NODE_BIN):$$PATH" npx --yes aws-cdk@2 deploy --app cdk.out --require-approval broadening
+	# The wheel's own `npx` shim cannot find npm's CLI, so run npm's npx-cli.js with its node.
+	PATH="$(NODE_BIN):$$PATH" node "$(NODE_BIN)/../lib/node_modules/npm/bin/npx-cli.js" --yes aws-cdk@2 deploy --app cdk.out --require-approval broadening
 
 clean:
 	rm -rf cdk.out layers/build .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -285,6 +286,15 @@ class RenderFunctions(Construct):
                 delete=(WORK,),
             ),
         )
+        self.reconcile = self._add(
+            builder,
+            "Reconcile",
+            FunctionSpec(
+                handler=f"{handlers}.workflow.reconcile",
+                description="Ends renders whose execution ended outside the workflow (timed out, aborted)",
+                environment=workflow,
+            ),
+        )
         for caller in (self.start_render, self.poll_render):
             self.chunk_worker.grant_invoke(caller)
             self._acknowledge_wildcard(
@@ -303,6 +313,7 @@ class RenderFunctions(Construct):
             "FinalizeRender": self.finalize_render,
             "MarkFailed": self.mark_failed,
             "ChunkWorker": self.chunk_worker,
+            "Reconcile": self.reconcile,
         }
 
     def connect_workflow(self, state_machine: sfn.StateMachine) -> None:
@@ -316,6 +327,22 @@ class RenderFunctions(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         iam.Grant.add_to_principal(grantee=self.api, actions=["states:StopExecution"], resource_arns=[executions])
+        # An execution that times out, is stopped outside our cancel, or fails inside MarkFailed never
+        # reaches MarkFailed; Step Functions' own status events let Reconcile end the render anyway.
+        events.Rule(
+            self,
+            "ExecutionEnded",
+            description="Render executions that ended FAILED, TIMED_OUT or ABORTED",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "stateMachineArn": [state_machine.state_machine_arn],
+                },
+            ),
+            targets=[targets.LambdaFunction(self.reconcile, retry_attempts=8, max_event_age=Duration.hours(6))],
+        )
         self._acknowledge_wildcard(
             self.api,
             f"Resource::{nag_text(self, executions)}",

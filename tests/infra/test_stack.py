@@ -20,9 +20,10 @@ HANDLERS = {
     "FinalizeRender": "render_service.handlers.workflow.finalize_render",
     "MarkFailed": "render_service.handlers.workflow.mark_failed",
     "ChunkWorker": "render_service.handlers.chunk_worker.handler",
+    "Reconcile": "render_service.handlers.workflow.reconcile",
 }
 FFMPEG_FUNCTIONS = {"StartRender", "FinalizeRender", "ChunkWorker"}
-WORKFLOW_FUNCTIONS = {"AcquireSlot", "StartRender", "PollRender", "FinalizeRender", "MarkFailed"}
+WORKFLOW_FUNCTIONS = {"AcquireSlot", "StartRender", "PollRender", "FinalizeRender", "MarkFailed", "Reconcile"}
 COMMON_ENV = {"TABLE_NAME", "BUCKET_NAME", "EVENT_BUS_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 PROTECTED_ROUTES = {
     ("/renders", "GET"),
@@ -628,3 +629,21 @@ def test_context_values_from_the_command_line_are_parsed() -> None:
 def test_unknown_architecture_is_rejected() -> None:
     with pytest.raises(ValueError, match="architecture"):
         RenderServiceConfig.from_context(App(context={"architecture": "sparc"}))
+
+
+def test_executions_ending_outside_the_workflow_reach_reconcile(template: Template) -> None:
+    reconcile_id, _ = functions_by_name(template)["Reconcile"]
+    rules = template.find_resources(
+        "AWS::Events::Rule",
+        {
+            "Properties": {
+                "EventPattern": {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]}
+            }
+        },
+    )
+    assert len(rules) == 1
+    (rule,) = rules.values()
+    assert sorted(rule["Properties"]["EventPattern"]["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [reconcile_id, "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
