@@ -75,3 +75,14 @@ def test_a_transition_must_be_shorter_than_the_scenes_it_joins() -> None:
 def test_unknown_fields_are_refused() -> None:
     with pytest.raises(ValidationError, match="resolutoin"):
         RenderRequest.model_validate({**scenes(CLIP), "output": {"resolutoin": "720p"}})
+
+
+@pytest.mark.parametrize("color", ["white", "Navy", "#ff8800", "#FF880080", "cornflowerblue"])
+def test_colours_ffmpeg_knows_are_accepted(color: str) -> None:
+    RenderRequest.model_validate(scenes({"type": "title", "text": "hi", "color": color}))
+
+
+@pytest.mark.parametrize("color", ["notacolour", "#ff88", "red;x", "rgb(1,2,3)", ""])
+def test_unknown_colours_are_refused_at_submission(color: str) -> None:
+    with pytest.raises(ValidationError, match="colour name"):
+        RenderRequest.model_validate(scenes({"type": "title", "text": "hi", "background": color}))

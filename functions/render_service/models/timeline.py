@@ -18,7 +18,28 @@ MAX_SCENE_SECONDS = 600.0
 MAX_TITLE_CHARS = 200
 MAX_SRC_CHARS = 2048
 
-_COLOR = re.compile(r"^(#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?|[a-zA-Z]{3,20})$")
+_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$")
+# The names ffmpeg's colour parser knows (`ffmpeg -colors`), so a typo is a 422, not a failed render.
+COLOR_NAMES = frozenset(
+    """
+    aliceblue antiquewhite aqua aquamarine azure beige bisque black blanchedalmond blue blueviolet
+    brown burlywood cadetblue chartreuse chocolate coral cornflowerblue cornsilk crimson cyan
+    darkblue darkcyan darkgoldenrod darkgray darkgreen darkkhaki darkmagenta darkolivegreen
+    darkorange darkorchid darkred darksalmon darkseagreen darkslateblue darkslategray darkturquoise
+    darkviolet deeppink deepskyblue dimgray dodgerblue firebrick floralwhite forestgreen fuchsia
+    gainsboro ghostwhite gold goldenrod gray green greenyellow honeydew hotpink indianred indigo
+    ivory khaki lavender lavenderblush lawngreen lemonchiffon lightblue lightcoral lightcyan
+    lightgoldenrodyellow lightgreen lightgrey lightpink lightsalmon lightseagreen lightskyblue
+    lightslategray lightsteelblue lightyellow lime limegreen linen magenta maroon mediumaquamarine
+    mediumblue mediumorchid mediumpurple mediumseagreen mediumslateblue mediumspringgreen
+    mediumturquoise mediumvioletred midnightblue mintcream mistyrose moccasin navajowhite navy
+    oldlace olive olivedrab orange orangered orchid palegoldenrod palegreen paleturquoise
+    palevioletred papayawhip peachpuff peru pink plum powderblue purple red rosybrown royalblue
+    saddlebrown salmon sandybrown seagreen seashell sienna silver skyblue slateblue slategray snow
+    springgreen steelblue tan teal thistle tomato turquoise violet wheat white whitesmoke yellow
+    yellowgreen
+    """.split()
+)
 
 
 class ApiModel(BaseModel):
@@ -65,7 +86,17 @@ Src = Annotated[
     AfterValidator(_check_src),
     Field(description="`s3://bucket/key` in an allowed bucket, or a public `https://` URL."),
 ]
-Color = Annotated[str, Field(pattern=_COLOR.pattern, description="`#rrggbb`, `#rrggbbaa` or a colour name.")]
+
+
+def _check_color(value: str) -> str:
+    if _HEX_COLOR.match(value) or value.lower() in COLOR_NAMES:
+        return value
+    raise ValueError("must be #rrggbb, #rrggbbaa or a colour name such as white or navy")
+
+
+Color = Annotated[
+    str, AfterValidator(_check_color), Field(max_length=24, description="`#rrggbb`, `#rrggbbaa` or a colour name.")
+]
 
 
 class Transition(ApiModel):
