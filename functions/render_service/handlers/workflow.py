@@ -1,8 +1,10 @@
 """Step Functions task entry points: one Lambda function each (see infra/constructs/workflow.py)."""
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,6 +16,8 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
 
 class StepInput(BaseModel):
     """The execution's state: its input plus what earlier steps added."""
@@ -23,55 +27,37 @@ class StepInput(BaseModel):
     error: dict[str, Any] | None = None  # set by a Catch before MarkFailed
 
 
-def _bind(event: StepInput) -> None:
-    logger.append_keys(render_id=event.renderId, user_id=event.userId)
+def task(step: Callable[[StepInput], dict[str, Any]]) -> Handler:
+    """The same Powertools stack for every task: render id in every log line, traced, metrics flushed."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    @event_parser(model=StepInput)
+    def handler(event: StepInput, context: LambdaContext) -> dict[str, Any]:
+        logger.append_keys(render_id=event.renderId, user_id=event.userId)
+        return step(event)
+
+    return handler  # type: ignore[no-any-return]
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@event_parser(model=StepInput)
-def acquire_slot(event: StepInput, context: LambdaContext) -> dict[str, Any]:
-    _bind(event)
-    return steps().acquire_slot(event.renderId)
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=StepInput)
-def start_render(event: StepInput, context: LambdaContext) -> dict[str, Any]:
-    _bind(event)
-    return steps().start_render(event.renderId)
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@event_parser(model=StepInput)
-def poll_render(event: StepInput, context: LambdaContext) -> dict[str, Any]:
-    _bind(event)
-    return steps().poll_render(event.renderId)
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=StepInput)
-def finalize_render(event: StepInput, context: LambdaContext) -> dict[str, Any]:
-    _bind(event)
+def _finalize(event: StepInput) -> dict[str, Any]:
     result = steps().finalize_render(event.renderId)
-    metrics.add_metric(name="RendersSucceeded", unit="Count", value=1)
-    metrics.add_metric(name="RenderedSeconds", unit="Seconds", value=result["durationSeconds"])
+    metrics.add_metric(name="RendersSucceeded", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RenderedSeconds", unit=MetricUnit.Seconds, value=result["durationSeconds"])
     return result
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=StepInput)
-def mark_failed(event: StepInput, context: LambdaContext) -> dict[str, Any]:
-    _bind(event)
-    metrics.add_metric(name="RendersFailed", unit="Count", value=1)
+def _mark_failed(event: StepInput) -> dict[str, Any]:
+    metrics.add_metric(name="RendersFailed", unit=MetricUnit.Count, value=1)
     return steps().mark_failed(event.renderId, event.error)
+
+
+acquire_slot = task(lambda event: steps().acquire_slot(event.renderId))
+start_render = task(lambda event: steps().start_render(event.renderId))
+poll_render = task(lambda event: steps().poll_render(event.renderId))
+finalize_render = task(_finalize)
+mark_failed = task(_mark_failed)
 
 
 class ExecutionStatus(BaseModel):
