@@ -13,6 +13,7 @@ import argparse
 import os
 
 import boto3
+
 from render_service.data.accounting import Accounting
 from render_service.logic.renders import limits
 from render_service.settings import Settings

@@ -36,10 +36,9 @@ def template() -> dict[str, Any]:
 @pytest.fixture
 def clean_caches() -> Iterator[None]:
     """Settings and clients are built once per process; tests that change the environment rebuild them."""
+    from infra.local.cloud import _reset_caches
     from render_service import clients
     from render_service.settings import get_settings
-
-    from infra.local.cloud import _reset_caches
 
     def reset() -> None:
         clients.reset()

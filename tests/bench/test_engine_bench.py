@@ -21,6 +21,7 @@ import boto3
 import imageio_ffmpeg
 import pytest
 from moto import mock_aws
+
 from render_service.engines.ffmpeg import RenderPlan, join_chunks, plan_render, planned_commands, render_chunk
 from render_service.models.timeline import RenderRequest
 from render_service.settings import Settings

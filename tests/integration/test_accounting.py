@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+
 from render_service.data import items as it
 from render_service.data.accounting import Accounting, Limits
 from render_service.data.renders import RenderRepository

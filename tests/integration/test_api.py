@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from render_service.data.accounting import Accounting
 from render_service.models.jobs import OutputObject, RenderStatus
 

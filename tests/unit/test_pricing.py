@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from render_service.errors import InvalidRequest
 from render_service.logic import pricing
 from render_service.models.timeline import RenderRequest

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from render_service.models.timeline import MAX_SCENES, Output, RenderRequest
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -32,6 +32,9 @@ from render_service.models.jobs import (
 from render_service.notify import DetailType, EventPublisher
 from render_service.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+
 logger = Logger(child=True)
 
 MAX_CHUNK_ATTEMPTS = 3
@@ -40,8 +43,9 @@ _RENDER_START, _RENDER_END = 5, 90
 
 
 class Steps:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, lambda_client: LambdaClient | None = None) -> None:
         db = clients.dynamodb()
+        self.lambda_client = lambda_client or clients.lambda_()
         self.settings = settings
         self.renders = RenderRepository(db, settings.table_name)
         self.accounting = Accounting(db, settings.table_name, limits(settings))
@@ -91,7 +95,7 @@ class Steps:
     def _dispatch(self, chunk: Chunk, attempt: int) -> None:
         if not self.renders.dispatch_chunk(chunk.render_id, chunk.index, attempt):
             return  # another poll already dispatched this attempt
-        clients.lambda_().invoke(
+        self.lambda_client.invoke(
             FunctionName=self.settings.chunk_function_name,
             InvocationType="Event",
             Payload=json.dumps({"renderId": chunk.render_id, "index": chunk.index, "attempt": attempt}).encode(),

@@ -20,6 +20,7 @@ import boto3
 import imageio_ffmpeg
 import pytest
 from moto import mock_aws
+
 from render_service.engines.ffmpeg import (
     MediaInfo,
     RenderPlan,

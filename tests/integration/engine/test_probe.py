@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from render_service import errors
 from render_service.engines.ffmpeg import probe
 from render_service.engines.ffmpeg.probe import ProbeError, inspect, scan_packets

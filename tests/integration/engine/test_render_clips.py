@@ -6,6 +6,7 @@ from typing import Any
 
 import av
 import pytest
+
 from render_service.engines.ffmpeg import plan_render, render_chunk
 from render_service.models.timeline import RenderRequest
 

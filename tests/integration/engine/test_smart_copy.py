@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from render_service.engines.ffmpeg import plan_render, planned_commands
 
 OUT = {"resolution": "720p", "aspectRatio": "16:9", "fps": 30, "quality": "medium"}

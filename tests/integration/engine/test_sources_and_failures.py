@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from render_service import errors
 from render_service.engines.ffmpeg import plan_render, render_chunk
 from render_service.models.timeline import RenderRequest

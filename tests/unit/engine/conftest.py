@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+
 from render_service.engines.ffmpeg.models import SourceRef
 from render_service.engines.ffmpeg.plan import SourceInfo
 from render_service.engines.ffmpeg.probe import AudioStream, Packet, Probe, VideoPackets, VideoStream

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from render_service.engines.ffmpeg import planned_commands
 from render_service.engines.ffmpeg.commands import LADDER, concat_list, encoding_for, filter_value
 from render_service.engines.ffmpeg.plan import build_plan

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from render_service import errors
 from render_service.engines.ffmpeg.models import RenderPlan
 from render_service.engines.ffmpeg.plan import build_plan, sample_at

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+
 from render_service.engines.ffmpeg.probe import ProbeError, parse_packets, parse_probe
 
 PHONE = """\

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+
 from render_service import errors
 from render_service.engines.ffmpeg.runner import last_error_line, run_ffmpeg
 

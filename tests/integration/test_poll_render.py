@@ -1,0 +1,115 @@
+"""PollRender: progress from chunk items, dead chunks dispatched again, and a bounded number of attempts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from render_service.data import items as it
+from render_service.errors import ChunkFailed
+from render_service.models.jobs import Chunk, ChunkStatus, RenderJob
+from render_service.models.timeline import RenderRequest
+from render_service.workflow.steps import MAX_CHUNK_ATTEMPTS, Steps
+
+TABLE = "renders-test"
+REQUEST = RenderRequest.model_validate({"timeline": {"scenes": [{"type": "title", "text": "hi", "duration": 2}]}})
+
+
+class RecordingLambda:
+    """Stands in for Lambda's async invoke: keeps what would have started a chunk worker."""
+
+    def __init__(self) -> None:
+        self.dispatched: list[dict[str, Any]] = []
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        assert kwargs["InvocationType"] == "Event"
+        self.dispatched.append(json.loads(kwargs["Payload"]))
+        return {"StatusCode": 202}
+
+
+@pytest.fixture
+def steps(aws: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Steps, RecordingLambda]:
+    monkeypatch.setenv("CHUNK_FUNCTION_NAME", "ChunkWorker")
+    monkeypatch.setenv("CHUNK_STALL_SECONDS", "60")
+    from render_service.settings import get_settings
+
+    get_settings.cache_clear()
+    recorder = RecordingLambda()
+    return Steps(get_settings(), lambda_client=recorder), recorder  # type: ignore[arg-type]
+
+
+def rendering_job(steps: Steps, chunks: int) -> str:
+    job = RenderJob(render_id=str(uuid.uuid4()), user_id="alice", request=REQUEST)
+    steps.accounting.admit(job)
+    steps.accounting.acquire_slot(job)
+    steps.renders.start_rendering(job.render_id)
+    steps.renders.put_chunks([Chunk(render_id=job.render_id, index=i, frames=100, spec="{}") for i in range(chunks)])
+    return job.render_id
+
+
+def set_chunk(aws: Any, render_id: str, index: int, **fields: Any) -> None:
+    names = {f"#{k}": k for k in fields}
+    aws.dynamodb.update_item(
+        TableName=TABLE,
+        Key=it.key(it.render_pk(render_id), it.chunk_sk(index)),
+        UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={f":{k}": it.serialize_value(v) for k, v in fields.items()},
+    )
+
+
+def test_progress_is_the_share_of_frames_done_and_never_goes_down(
+    aws: Any, steps: tuple[Steps, RecordingLambda]
+) -> None:
+    step, _ = steps
+    render_id = rendering_job(step, chunks=2)
+    now = datetime.now(UTC).isoformat()
+    set_chunk(aws, render_id, 0, status="running", attempts=1, framesDone=100, heartbeatAt=now)
+    set_chunk(aws, render_id, 1, status="running", attempts=1, framesDone=50, heartbeatAt=now)
+    first = step.poll_render(render_id)
+    assert (first["status"], first["progress"]) == ("rendering", 5 + 85 * 150 // 200)
+
+    set_chunk(aws, render_id, 1, framesDone=10)  # a re-dispatched chunk starts again from zero
+    again = step.poll_render(render_id)
+    assert again["progress"] >= first["progress"]
+    assert step.renders.require(render_id).progress == first["progress"]
+
+    set_chunk(aws, render_id, 1, status="done", framesDone=100, key="work/x/chunk-0001.mp4")
+    set_chunk(aws, render_id, 0, status="done", key="work/x/chunk-0000.mp4")
+    done = step.poll_render(render_id)
+    assert (done["status"], done["progress"]) == ("done", 90)
+    assert step.renders.require(render_id).phase == "finalizing"
+
+
+def test_failed_and_stalled_chunks_are_dispatched_again(aws: Any, steps: tuple[Steps, RecordingLambda]) -> None:
+    step, recorder = steps
+    render_id = rendering_job(step, chunks=3)
+    stale = (datetime.now(UTC) - timedelta(seconds=120)).isoformat()
+    fresh = datetime.now(UTC).isoformat()
+    set_chunk(aws, render_id, 0, status="failed", attempts=1, error="ffmpeg: killed")
+    set_chunk(aws, render_id, 1, status="running", attempts=1, heartbeatAt=stale)
+    set_chunk(aws, render_id, 2, status="running", attempts=1, heartbeatAt=fresh)
+
+    assert step.poll_render(render_id)["status"] == "rendering"
+    assert sorted((d["index"], d["attempt"]) for d in recorder.dispatched) == [(0, 2), (1, 2)]
+    chunks = {c.index: c for c in step.renders.list_chunks(render_id)}
+    assert (chunks[0].status, chunks[0].attempts) == (ChunkStatus.running, 2)
+    assert (chunks[2].status, chunks[2].attempts) == (ChunkStatus.running, 1)
+
+    step.poll_render(render_id)  # a second poll does not dispatch the same attempt twice
+    assert len(recorder.dispatched) == 2
+
+
+def test_a_chunk_out_of_attempts_fails_the_render_with_its_reason(
+    aws: Any, steps: tuple[Steps, RecordingLambda]
+) -> None:
+    step, recorder = steps
+    render_id = rendering_job(step, chunks=1)
+    set_chunk(aws, render_id, 0, status="failed", attempts=MAX_CHUNK_ATTEMPTS, error="scenes[0]: decode error")
+    with pytest.raises(ChunkFailed, match=r"chunk 0 failed 3 times; last: scenes\[0\]: decode error"):
+        step.poll_render(render_id)
+    assert recorder.dispatched == []
