@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -234,6 +235,8 @@ class LocalCloud:
         self._saved_environ = dict(os.environ)
         patch_moto()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+        # Requests that add no metric (a GET) make Powertools warn on every flush.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         self.port = free_port()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
