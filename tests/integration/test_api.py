@@ -100,7 +100,9 @@ def test_post_render_accepts_and_charges(call: Call) -> None:
 
 
 def test_requests_without_a_user_get_401(call: Call) -> None:
-    assert call("POST", "/renders", body(), user=None)[0] == 401
+    status, payload, headers = call("POST", "/renders", body(), user=None)
+    assert (status, payload["error"]["code"]) == (401, "UNAUTHORIZED")
+    assert headers["Access-Control-Allow-Origin"] == "*"
     assert call("GET", "/renders/abc", user=None)[0] == 401
     assert call("GET", "/quota", user=None)[0] == 401
     assert call("GET", "/health", user=None)[0] == 200

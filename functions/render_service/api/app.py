@@ -82,7 +82,7 @@ def user_id() -> str:
     return str(sub)
 
 
-PUBLIC_ROUTES = frozenset({("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"), ("OPTIONS", "*")})
+PUBLIC_ROUTES = frozenset({("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")})
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             errors.PayloadTooLarge.code,
             f"body: must be at most {MAX_BODY_BYTES} bytes",
         )
-    elif (method, path) not in PUBLIC_ROUTES and method != "OPTIONS":
+    elif (method, path) not in PUBLIC_ROUTES and method != "OPTIONS":  # CORS preflight carries no token
         claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
         if not claims.get("sub"):
             refusal = _error(HTTPStatus.UNAUTHORIZED, errors.Unauthorized.code, "Authorization: missing or invalid")
@@ -118,7 +118,12 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _proxy_response(refusal: Response[Any]) -> dict[str, Any]:
     return {
         "statusCode": refusal.status_code,
-        "headers": {"Content-Type": "application/json", **{k: str(v) for k, v in refusal.headers.items()}},
+        # CORS headers too, or a browser frontend could not read why it was refused.
+        "headers": {
+            "Content-Type": "application/json",
+            "Access-Control-Allow-Origin": "*",
+            **{k: str(v) for k, v in refusal.headers.items()},
+        },
         "body": refusal.body,
         "isBase64Encoded": False,
     }
