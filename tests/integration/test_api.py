@@ -356,3 +356,16 @@ def test_json_bodies_are_read_whatever_content_type_the_client_sent(call: Call, 
     assert status == 202, created
     status, error, _ = call("POST", "/renders", raw_body="a=1&b=2", headers={"Content-Type": content_type})
     assert (status, error["error"]["code"]) == (400, "INVALID_JSON")
+
+
+def test_queue_positions_are_first_in_first_out(call: Call) -> None:
+    from render_service.logic.renders import services
+
+    ids = [call("POST", "/renders", body())[1]["renderId"] for _ in range(3)]
+    assert [call("GET", f"/renders/{i}")[1]["queuePosition"] for i in ids] == [1, 2, 3]
+
+    svc = services()
+    assert svc.accounting.acquire_slot(svc.renders.require(ids[0]))
+    positions = [call("GET", f"/renders/{i}")[1]["queuePosition"] for i in ids]
+    assert positions == [None, 1, 2]
+    assert call("GET", "/quota")[1]["active"]["count"] == 1

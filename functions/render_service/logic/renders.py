@@ -33,7 +33,7 @@ from render_service.logic import pricing
 from render_service.models import api
 from render_service.models.jobs import TERMINAL, RenderError, RenderJob, RenderStatus, SlotState
 from render_service.models.timeline import RenderRequest, Subject
-from render_service.notify import DetailType, EventPublisher
+from render_service.notify import DetailType, EventPublisher, PublishFailed
 from render_service.settings import Settings, get_settings
 
 logger = Logger(child=True)
@@ -231,12 +231,17 @@ def cancel(user_id: str, render_id: str) -> api.RenderView:
         render_id, RenderStatus.cancelled, error=RenderError(code="CANCELLED", message="cancelled by the user")
     )
     _stop_execution(render_id)
-    svc.events.publish(DetailType.cancelled, [event_detail(finished)])
+    try:
+        svc.events.publish(DetailType.cancelled, [event_detail(finished)])
+    except (PublishFailed, ClientError):
+        # The cancel itself is done and answered; a lost announcement is logged and alarmed on.
+        logger.exception("could not announce the cancellation", extra={"render_id": render_id})
+        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=1)
     return to_view(finished)
 
 
 def _stop_execution(render_id: str) -> None:
-    arn = svc_execution_arn(render_id)
+    arn = execution_arn(render_id)
     try:
         clients.sfn().stop_execution(executionArn=arn, error="RenderCancelled", cause="cancelled by the user")
     except ClientError as exc:
@@ -244,7 +249,7 @@ def _stop_execution(render_id: str) -> None:
         logger.warning("stop_execution failed", extra={"render_id": render_id, "error": str(exc)})
 
 
-def svc_execution_arn(render_id: str) -> str:
+def execution_arn(render_id: str) -> str:
     machine = services().settings.state_machine_arn
     return machine.replace(":stateMachine:", ":execution:") + f":{render_id}"
 

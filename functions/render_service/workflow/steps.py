@@ -26,6 +26,7 @@ from render_service.models.jobs import (
     OutputObject,
     Phase,
     RenderError,
+    RenderJob,
     RenderStatus,
     SlotState,
 )
@@ -142,6 +143,15 @@ class Steps:
 
     def finalize_render(self, render_id: str) -> dict[str, Any]:
         job = self.renders.require(render_id)
+        if job.status == RenderStatus.complete and job.output:
+            # A retry after the job was completed (say the event could not be published): finish
+            # the announcement instead of failing a finished render. Events are at-least-once.
+            self._announce_success(job)
+            return {
+                "key": job.output.key,
+                "sizeBytes": job.output.size_bytes,
+                "durationSeconds": job.output.duration_seconds,
+            }
         if job.status in TERMINAL:
             raise errors.RenderAlreadyFinished(f"render {render_id} is already {job.status}")
         chunks = self.renders.list_chunks(render_id)
@@ -163,26 +173,25 @@ class Steps:
         )
         actual_cost = pricing.cost(job.request, info.duration_seconds, self.settings)
         finished = self.accounting.finish(render_id, RenderStatus.complete, output=output, actual_cost=actual_cost)
-        url, expires = storage.presign_get(s3, self.settings.bucket_name, key, self.settings.download_url_ttl_seconds)
-        self.events.publish(
-            DetailType.succeeded,
-            [
-                event_detail(
-                    finished,
-                    output={
-                        "bucket": self.settings.bucket_name,
-                        "key": key,
-                        "url": url,
-                        "expiresAt": expires.isoformat(),
-                        "sizeBytes": info.size_bytes,
-                        "durationSeconds": info.duration_seconds,
-                    },
-                )
-            ],
-        )
-        storage.delete_prefix(s3, self.settings.bucket_name, storage.work_prefix(render_id))
+        self._announce_success(finished)
         logger.info("render complete", extra={"render_id": render_id, "bytes": info.size_bytes})
         return {"key": key, "sizeBytes": info.size_bytes, "durationSeconds": info.duration_seconds}
+
+    def _announce_success(self, job: RenderJob) -> None:
+        assert job.output is not None
+        s3 = clients.s3()
+        bucket = self.settings.bucket_name
+        url, expires = storage.presign_get(s3, bucket, job.output.key, self.settings.download_url_ttl_seconds)
+        output = {
+            "bucket": bucket,
+            "key": job.output.key,
+            "url": url,
+            "expiresAt": expires.isoformat(),
+            "sizeBytes": job.output.size_bytes,
+            "durationSeconds": job.output.duration_seconds,
+        }
+        self.events.publish(DetailType.succeeded, [event_detail(job, output=output)])
+        storage.delete_prefix(s3, bucket, storage.work_prefix(job.render_id))
 
     # --- MarkFailed ------------------------------------------------------------------
 
@@ -191,9 +200,12 @@ class Steps:
         try:
             finished = self.accounting.finish(render_id, RenderStatus.failed, error=reason)
         except errors.RenderAlreadyFinished:
-            # Cancel (or a finalize that did succeed) got there first; the job already has its ending.
             current = self.renders.require(render_id)
             logger.info("render already ended", extra={"render_id": render_id, "status": current.status})
+            if current.status == RenderStatus.failed and current.error:
+                # A retried MarkFailed whose first run failed after the write: announce it again
+                # rather than never (events are at-least-once). Cancel announces its own ending.
+                self.events.publish(DetailType.failed, [event_detail(current, error=current.error.model_dump())])
             return {"status": current.status.value}
         self.events.publish(DetailType.failed, [event_detail(finished, error=reason.model_dump())])
         storage.delete_prefix(clients.s3(), self.settings.bucket_name, storage.work_prefix(render_id))

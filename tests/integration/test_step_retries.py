@@ -1,0 +1,58 @@
+"""Step Functions may run a task again after it did its write: the render keeps its ending and is announced."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from render_service.models.jobs import OutputObject, RenderError, RenderJob, RenderStatus
+from render_service.models.timeline import RenderRequest
+from render_service.settings import get_settings
+from render_service.workflow.steps import Steps
+
+REQUEST = RenderRequest.model_validate({"timeline": {"scenes": [{"type": "title", "text": "hi", "duration": 2}]}})
+
+
+def _rendering(steps: Steps) -> str:
+    job = RenderJob(render_id=str(uuid.uuid4()), user_id="alice", request=REQUEST, cost=1)
+    steps.accounting.admit(job)
+    steps.accounting.acquire_slot(job)
+    steps.renders.start_rendering(job.render_id)
+    return job.render_id
+
+
+def test_a_retried_finalize_of_a_complete_render_succeeds_and_announces_it(aws: Any) -> None:
+    steps = Steps(get_settings())
+    render_id = _rendering(steps)
+    output = OutputObject(key=f"renders/alice/{render_id}.mp4", size_bytes=10, duration_seconds=2.0)
+    steps.accounting.finish(render_id, RenderStatus.complete, output=output, actual_cost=1)
+
+    result = steps.finalize_render(render_id)
+
+    assert result == {"key": output.key, "sizeBytes": 10, "durationSeconds": 2.0}
+    assert steps.renders.require(render_id).status == RenderStatus.complete
+    (event,) = aws.received_events()
+    assert (event["detail-type"], event["detail"]["output"]["key"]) == ("Render Succeeded", output.key)
+
+
+def test_a_retried_mark_failed_announces_again_and_refunds_once(aws: Any) -> None:
+    steps = Steps(get_settings())
+    render_id = _rendering(steps)
+    error = {"Error": "EncodeFailed", "Cause": '{"errorType": "EncodeFailed", "errorMessage": "scenes[0]: bad"}'}
+
+    assert steps.mark_failed(render_id, error) == {"status": "failed"}
+    assert steps.mark_failed(render_id, error) == {"status": "failed"}
+
+    assert steps.renders.require(render_id).error == RenderError(code="ENCODE_FAILED", message="scenes[0]: bad")
+    assert [e["detail-type"] for e in aws.received_events()] == ["Render Failed", "Render Failed"]
+    assert steps.accounting.balance("alice") == 100
+
+
+def test_mark_failed_after_a_cancel_leaves_the_cancel_alone(aws: Any) -> None:
+    steps = Steps(get_settings())
+    render_id = _rendering(steps)
+    steps.accounting.finish(render_id, RenderStatus.cancelled, error=RenderError(code="CANCELLED", message="by user"))
+
+    assert steps.mark_failed(render_id, {"Error": "States.ALL"}) == {"status": "cancelled"}
+    assert aws.received_events() == []
+    assert steps.accounting.balance("alice") == 100
