@@ -369,3 +369,14 @@ def test_queue_positions_are_first_in_first_out(call: Call) -> None:
     positions = [call("GET", f"/renders/{i}")[1]["queuePosition"] for i in ids]
     assert positions == [None, 1, 2]
     assert call("GET", "/quota")[1]["active"]["count"] == 1
+
+
+def test_no_url_is_handed_out_for_an_output_removed_behind_the_apis_back(call: Call, aws: Any) -> None:
+    render_id = call("POST", "/renders", body())[1]["renderId"]
+    key = _complete(aws, render_id)
+    assert call("GET", f"/renders/{render_id}")[1]["output"]["url"]
+    aws.s3.delete_object(Bucket=BUCKET, Key=key)
+    output = call("GET", f"/renders/{render_id}")[1]["output"]
+    assert output["url"] is None
+    assert output["sizeBytes"] == 64
+    assert call("POST", f"/renders/{render_id}/download-url", {})[0] == 410

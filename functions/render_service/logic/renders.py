@@ -158,10 +158,16 @@ def to_view(job: RenderJob, *, queue_position: int | None = None) -> api.RenderV
     output = None
     if job.output:
         url = expires = None
-        if job.status == RenderStatus.complete and not job.output.deleted:
+        bucket = svc.settings.bucket_name
+        # Only a URL that works: the object may have been removed outside the API (lifecycle, ops).
+        if (
+            job.status == RenderStatus.complete
+            and not job.output.deleted
+            and storage.exists(clients.s3(), bucket, job.output.key)
+        ):
             url, expires = storage.presign_get(
                 clients.s3(),
-                svc.settings.bucket_name,
+                bucket,
                 job.output.key,
                 svc.settings.download_url_ttl_seconds,
                 filename=f"{job.render_id}.mp4",
