@@ -94,9 +94,12 @@ def test_workers_refuse_a_source_replaced_after_planning(s3: Any, settings: Any,
 
 
 def test_ffmpeg_failures_are_short_encode_errors(s3: Any, settings: Any) -> None:
-    plan = _plan(s3, settings, _request({"type": "title", "text": "x", "duration": 0.5, "background": "notacolour"}))
+    plan = _plan(s3, settings, _request({"type": "title", "text": "x", "duration": 0.5}))
+    # The API refuses unknown colours; a spec that reaches ffmpeg with one anyway must fail cleanly.
+    chunk = plan.chunks[0]
+    broken = chunk.model_copy(update={"segments": [chunk.segments[0].model_copy(update={"background": "notacolour"})]})
     with pytest.raises(errors.EncodeFailed) as failure:
-        render_chunk(plan.chunks[0], s3=s3, bucket=settings.bucket_name, settings=settings, on_progress=lambda _: None)
+        render_chunk(broken, s3=s3, bucket=settings.bucket_name, settings=settings, on_progress=lambda _: None)
 
     message = str(failure.value)
     assert message.startswith("chunk 0 failed: ")
