@@ -36,6 +36,7 @@ class RenderServiceConfig:
     api_throttling_rate_limit: int = 50
     api_throttling_burst_limit: int = 100
     event_archive_days: int = 30
+    inputs_retention_days: int = 30
     limits: RenderLimits = field(default_factory=RenderLimits)
     layers_dir: Path = DEFAULT_LAYERS_DIR
 
@@ -44,6 +45,8 @@ class RenderServiceConfig:
             raise ValueError(f"context architecture must be one of {sorted(ARCHITECTURES)}, got {self.architecture!r}")
         if not self.cors_allowed_origins:
             raise ValueError("context corsAllowedOrigins must list at least one origin (or '*')")
+        if self.inputs_retention_days < 1:
+            raise ValueError(f"context inputsRetentionDays must be at least 1, got {self.inputs_retention_days}")
 
     @classmethod
     def from_context(cls, scope: Construct) -> RenderServiceConfig:
@@ -62,6 +65,7 @@ class RenderServiceConfig:
             api_throttling_rate_limit=int(get("apiThrottlingRateLimit", defaults.api_throttling_rate_limit)),
             api_throttling_burst_limit=int(get("apiThrottlingBurstLimit", defaults.api_throttling_burst_limit)),
             event_archive_days=int(get("eventArchiveDays", defaults.event_archive_days)),
+            inputs_retention_days=int(get("inputsRetentionDays", defaults.inputs_retention_days)),
             limits=RenderLimits(
                 rate_limit_renders=int(get("rateLimitRenders", limit_defaults.rate_limit_renders)),
                 rate_limit_window_seconds=int(get("rateLimitWindowSeconds", limit_defaults.rate_limit_window_seconds)),
@@ -92,7 +96,11 @@ class RenderServiceStack(Stack):
         architecture = ARCHITECTURES[config.architecture]
 
         self.data = RenderData(
-            self, "Data", cors_allowed_origins=config.cors_allowed_origins, removal_policy=removal_policy
+            self,
+            "Data",
+            cors_allowed_origins=config.cors_allowed_origins,
+            inputs_retention=Duration.days(config.inputs_retention_days),
+            removal_policy=removal_policy,
         )
         self.notifications = RenderNotifications(
             self, "Notifications", archive_retention=Duration.days(config.event_archive_days)
@@ -116,6 +124,7 @@ class RenderServiceStack(Stack):
             start_render=fns.start_render,
             poll_render=fns.poll_render,
             finalize_render=fns.finalize_render,
+            complete_render=fns.complete_render,
             mark_failed=fns.mark_failed,
             timeout=WORKFLOW_TIMEOUT,
         )

@@ -31,7 +31,12 @@ def s3() -> S3Client:
 
 @cache
 def sfn() -> SFNClient:
-    return boto3.client("stepfunctions", config=_CONFIG)
+    # StartExecution answers in milliseconds; short timeouts leave room, inside the API's 29 s,
+    # to roll an admission back when it does not answer at all.
+    return boto3.client(
+        "stepfunctions",
+        config=Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5),
+    )
 
 
 @cache

@@ -74,6 +74,16 @@ class IdempotencyConflict(ServiceError):
     code = "IDEMPOTENCY_CONFLICT"
 
 
+class ServiceBusy(ServiceError):
+    """Too many concurrent writes to the same items (DynamoDB transaction conflicts); retry shortly."""
+
+    code = "BUSY"
+
+    def __init__(self, message: str, *, retry_after: int = 1, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
 class SubmissionFailed(ServiceError):
     """The workflow could not be started; the admission was rolled back."""
 

@@ -35,6 +35,7 @@ class Settings(BaseModel):
     max_queued_renders: int = Field(10, ge=1, validation_alias=_env("MAX_QUEUED_RENDERS"))
     initial_credits: int = Field(100, ge=0, validation_alias=_env("INITIAL_CREDITS"))
     credits_enabled: bool = Field(True, validation_alias=_env("CREDITS_ENABLED"))
+    upload_rate_limit: int = Field(100, ge=1, validation_alias=_env("UPLOAD_RATE_LIMIT"))  # per user per hour
     allow_high_resolution: bool = Field(False, validation_alias=_env("ALLOW_HIGH_RESOLUTION"))
 
     # Step Functions Wait states read these through SecondsPath; the local stack shortens them.
@@ -42,6 +43,8 @@ class Settings(BaseModel):
     slot_wait_seconds: int = Field(10, ge=1, validation_alias=_env("SLOT_WAIT_SECONDS"))
     # A running chunk with no heartbeat for this long is presumed dead and dispatched again.
     chunk_stall_seconds: int = Field(300, ge=5, validation_alias=_env("CHUNK_STALL_SECONDS"))
+    # A dispatched chunk no worker has claimed for this long is presumed lost (async queue, throttling).
+    chunk_dispatch_timeout_seconds: int = Field(900, ge=5, validation_alias=_env("CHUNK_DISPATCH_TIMEOUT_SECONDS"))
     download_url_ttl_seconds: int = Field(3600, ge=60, le=604800, validation_alias=_env("DOWNLOAD_URL_TTL_SECONDS"))
 
     ffmpeg_path: str = Field("", validation_alias=_env("FFMPEG_PATH"))

@@ -15,12 +15,16 @@ in size and time, and only then let ffmpeg (restricted to local files) look at i
   while TLS SNI, certificate check and the Host header use the name, so a second
   DNS answer (rebinding) cannot redirect it. Redirects are followed by hand, at
   most 3, and every hop is checked again. The body is streamed and aborted past
-  `max_bytes`.
+  `max_bytes`. The whole fetch (every hop's connect, TLS handshake, request, headers
+  and body) shares one wall-clock deadline: every socket operation is given at most
+  what is left of it, and the body is read with `read1` (whatever has arrived), so a
+  server dripping a byte at a time cannot hold a download open past the budget.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import ipaddress
 import re
 import socket
@@ -42,7 +46,12 @@ if TYPE_CHECKING:
 MAX_REDIRECTS = 3
 CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 30.0
-TOTAL_TIMEOUT_SECONDS = 300.0
+# The whole https fetch, all hops included. StartRender, which fetches and probes the
+# sources, is a Lambda with a 5-minute timeout (infra/constructs/functions.py); the
+# budget must end well before that so a slow source fails as SOURCE_UNAVAILABLE naming
+# its field, not as a sandbox timeout reported as INTERNAL. 180 s leaves room for the
+# probe, the upload to S3 and the planning that follow.
+TOTAL_TIMEOUT_SECONDS = 180.0
 BLOCK = 1 << 20
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -245,35 +254,105 @@ class Response(Protocol):
 
     def read(self, amt: int | None = None) -> bytes: ...
 
+    def read1(self, n: int = -1) -> bytes: ...
+
     def close(self) -> None: ...
 
 
-Opener = Callable[[HttpsTarget, str], Response]
+Opener = Callable[[HttpsTarget, str, float], Response]
+"""(target, vetted address, deadline on `time.monotonic()`'s clock) -> the response, headers read."""
 HttpsFetcher = Callable[..., "Fetched"]
 """`fetch_https`'s shape (url, dest, *, max_bytes, where) -> Fetched; injectable in tests."""
+
+
+def _time_left(deadline: float, cap: float) -> float:
+    """The timeout for the next socket operation: `cap`, cut to what is left before `deadline`."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the fetch's time budget is spent")
+    return min(cap, left)
+
+
+class _DeadlineSocket:
+    """The TLS socket as http.client sees it, re-armed before every send and receive.
+
+    A plain socket timeout bounds each call, not their sum; here each call gets at most
+    `READ_TIMEOUT_SECONDS` and never more than what is left before the deadline, so
+    neither the headers nor the body can be dripped past it.
+    """
+
+    def __init__(self, sock: ssl.SSLSocket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._files = 0
+        self._closed = False
+
+    def _arm(self) -> None:
+        self._sock.settimeout(_time_left(self._deadline, READ_TIMEOUT_SECONDS))
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self._arm()
+        self._sock.sendall(data, flags)
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def makefile(self, mode: str = "r", *_: Any, **__: Any) -> io.BufferedReader:
+        # http.client only asks for "rb" (the response); the reader calls back into recv_into.
+        if mode != "rb":
+            raise ValueError(f"unsupported mode {mode!r}")
+        self._files += 1
+        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:
+        # Called by SocketIO.close(); as for a real socket, the last reader closes a closed socket.
+        self._files = max(0, self._files - 1)
+        if self._closed:
+            self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._files == 0:
+            self._sock.close()
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """HTTPS to a fixed, already vetted IP; SNI, certificate and Host still use the name."""
 
-    def __init__(self, target: HttpsTarget, address: str, context: ssl.SSLContext) -> None:
+    def __init__(self, target: HttpsTarget, address: str, context: ssl.SSLContext, deadline: float) -> None:
         super().__init__(target.host, target.port, timeout=CONNECT_TIMEOUT_SECONDS, context=context)
         self._address = address
         self._ctx = context
+        self._deadline = deadline
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), timeout=CONNECT_TIMEOUT_SECONDS)
-        sock.settimeout(READ_TIMEOUT_SECONDS)
-        self.sock = self._ctx.wrap_socket(sock, server_hostname=self.host)
+        timeout = _time_left(self._deadline, CONNECT_TIMEOUT_SECONDS)
+        sock = socket.create_connection((self._address, self.port), timeout=timeout)
+        try:
+            # The TLS handshake, however many reads it takes, is bounded by this one timeout.
+            sock.settimeout(_time_left(self._deadline, READ_TIMEOUT_SECONDS))
+            tls = self._ctx.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = _DeadlineSocket(tls, self._deadline)
 
 
 def pinned_opener(context: ssl.SSLContext | None = None) -> Opener:
     ctx = context or ssl.create_default_context()
 
-    def open_(target: HttpsTarget, address: str) -> Response:
-        conn = _PinnedHTTPSConnection(target, address, ctx)
-        conn.request("GET", target.path, headers={"User-Agent": "render-service/1", "Accept-Encoding": "identity"})
-        return conn.getresponse()
+    def open_(target: HttpsTarget, address: str, deadline: float) -> Response:
+        conn = _PinnedHTTPSConnection(target, address, ctx, deadline)
+        try:
+            conn.request("GET", target.path, headers={"User-Agent": "render-service/1", "Accept-Encoding": "identity"})
+            return conn.getresponse()
+        except BaseException:
+            conn.close()  # no response owns the socket yet
+            raise
 
     return open_
 
@@ -293,10 +372,14 @@ def fetch_https(
     deadline = time.monotonic() + TOTAL_TIMEOUT_SECONDS
     for _hop in range(max_redirects + 1):
         target = check_https_url(url, where=where)
+        if time.monotonic() >= deadline:
+            raise _too_slow(where, target.host)
         address = resolve_public(target.host, target.port, where=where, resolver=resolver)
         try:
-            response = open_(target, address)
+            response = open_(target, address, deadline)
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+            if time.monotonic() >= deadline:
+                raise _too_slow(where, target.host) from None
             raise errors.SourceUnavailable(
                 f"{where}: {target.host} could not be fetched ({type(exc).__name__})"
             ) from None
@@ -309,13 +392,17 @@ def fetch_https(
                 continue
             if response.status != 200:
                 raise errors.SourceUnavailable(f"{where}: {target.host} answered HTTP {response.status}")
-            return _stream(response, dest, max_bytes=max_bytes, where=where, deadline=deadline)
+            return _stream(response, dest, max_bytes=max_bytes, where=where, host=target.host, deadline=deadline)
         finally:
             response.close()
     raise errors.SourceUnavailable(f"{where}: more than {max_redirects} redirects")
 
 
-def _stream(response: Response, dest: Path, *, max_bytes: int, where: str, deadline: float) -> Fetched:
+def _too_slow(where: str, host: str) -> errors.SourceUnavailable:
+    return errors.SourceUnavailable(f"{where}: {host} did not finish within {TOTAL_TIMEOUT_SECONDS:g} s")
+
+
+def _stream(response: Response, dest: Path, *, max_bytes: int, where: str, host: str, deadline: float) -> Fetched:
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise errors.SourceTooLarge(f"{where}: {declared} bytes; at most {max_bytes}")
@@ -323,13 +410,16 @@ def _stream(response: Response, dest: Path, *, max_bytes: int, where: str, deadl
     size = 0
     try:
         with dest.open("wb") as out:
-            while block := response.read(BLOCK):
+            # read1: whatever has arrived (up to BLOCK), not a wait for a full block.
+            while block := response.read1(BLOCK):
                 size += len(block)
                 if size > max_bytes:
                     raise errors.SourceTooLarge(f"{where}: more than {max_bytes} bytes")
                 if time.monotonic() > deadline:
-                    raise errors.SourceUnavailable(f"{where}: download took longer than {TOTAL_TIMEOUT_SECONDS:.0f} s")
+                    raise _too_slow(where, host)
                 out.write(block)
     except (OSError, http.client.HTTPException) as exc:
+        if time.monotonic() >= deadline:
+            raise _too_slow(where, host) from None
         raise errors.SourceUnavailable(f"{where}: download interrupted ({type(exc).__name__})") from None
     return Fetched(size_bytes=size, content_type=response.getheader("Content-Type"))

@@ -17,6 +17,7 @@ GSIS = {
 }
 TTL_ATTRIBUTE = "expiresAt"
 WORK_PREFIX = "work/"
+INPUTS_PREFIX = "inputs/"
 
 
 class RenderData(Construct):
@@ -28,6 +29,7 @@ class RenderData(Construct):
         construct_id: str,
         *,
         cors_allowed_origins: Sequence[str],
+        inputs_retention: Duration,
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -89,6 +91,9 @@ class RenderData(Construct):
             lifecycle_rules=[
                 # Chunks and intermediates; a render finishes (or fails) well within the 2 h workflow timeout.
                 s3.LifecycleRule(id="ExpireWorkFiles", prefix=WORK_PREFIX, expiration=Duration.days(2)),
+                # Uploads (presigned PUTs) would otherwise be unbounded storage; renders read them at submit
+                # time, so a source older than this must be uploaded again.
+                s3.LifecycleRule(id="ExpireInputs", prefix=INPUTS_PREFIX, expiration=inputs_retention),
                 s3.LifecycleRule(
                     id="AbortIncompleteUploads",
                     abort_incomplete_multipart_upload_after=Duration.days(1),

@@ -27,6 +27,8 @@ METRICS_NAMESPACE = "RenderService"
 FFMPEG_ENV = {"FFMPEG_PATH": "/opt/bin/ffmpeg", "FONT_PATH": "/opt/fonts/Roboto-Regular.ttf"}
 
 INPUTS, WORK, RENDERS = "inputs/*", "work/*", "renders/*"
+# Job and chunk items: the only items the ffmpeg functions (untrusted media) may touch.
+RENDER_ITEMS = "RENDER#*"
 # What grant_read's wildcard actions cover; the resources stay scoped to the granted prefixes.
 S3_READ_ACTIONS = {
     "s3:GetObject*": "GetObject and its version/tagging/attribute variants, on the granted key prefixes only.",
@@ -85,6 +87,11 @@ class FunctionSpec:
     put: Sequence[str] = ()
     delete: Sequence[str] = ()
     put_events: bool = True
+    # DynamoDB. None: read/write on the table and its indexes (grant_read_write_data). Otherwise only
+    # these actions, on the table itself (no index), on items whose partition key matches RENDER_ITEMS.
+    # ForAllValues is vacuously true for a request that names no partition key (Scan), so list only
+    # actions that always name one.
+    render_item_actions: Sequence[str] | None = None
 
 
 class FunctionBuilder:
@@ -205,6 +212,7 @@ class RenderFunctions(Construct):
                 read=(INPUTS, WORK),
                 put=(WORK,),
                 put_events=False,
+                render_item_actions=("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"),
             ),
         )
         # StartRender/PollRender invoke chunks with InvocationType=Event. Lambda's own async retries
@@ -221,9 +229,9 @@ class RenderFunctions(Construct):
                 memory_mib=512,
                 timeout=Duration.seconds(29),  # API Gateway's integration timeout
                 environment={**sources, **quota},
-                read=(RENDERS,),
-                put=(RENDERS, INPUTS),
-                delete=(RENDERS,),
+                read=(RENDERS,),  # HEAD + presigned GETs of outputs
+                put=(INPUTS,),  # presigned upload PUTs
+                delete=(RENDERS,),  # DELETE /renders/{id}
             ),
         )
         self.acquire_slot = self._add(
@@ -247,6 +255,7 @@ class RenderFunctions(Construct):
                 environment={**workflow, **sources, **chunk_env},
                 read=(INPUTS, WORK),
                 put=(WORK,),
+                render_item_actions=("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem"),
             ),
         )
         self.poll_render = self._add(
@@ -265,14 +274,27 @@ class RenderFunctions(Construct):
             "FinalizeRender",
             FunctionSpec(
                 handler=f"{handlers}.workflow.finalize_render",
-                description="Workflow: join chunks into renders/<user>/<id>.mp4, probe, complete the job",
+                description="Workflow: join chunks into renders/<user>/<id>.mp4 and probe it",
                 memory_mib=3008,
                 timeout=Duration.minutes(15),
                 ffmpeg=True,
                 environment={**workflow, **sources},
-                read=(INPUTS, WORK, RENDERS),  # sources (soundtrack), chunks and plan, the output to presign
+                read=(INPUTS, WORK),  # sources (soundtrack), chunks and plan.json
                 put=(RENDERS,),
-                delete=(WORK,),
+                put_events=False,  # CompleteRender announces
+                render_item_actions=("dynamodb:GetItem", "dynamodb:Query"),  # CompleteRender writes the job
+            ),
+        )
+        self.complete_render = self._add(
+            builder,
+            "CompleteRender",
+            FunctionSpec(
+                handler=f"{handlers}.workflow.complete_render",
+                description="Workflow: complete the job (one transaction), announce, clear work/<id>/",
+                timeout=Duration.minutes(1),
+                environment=workflow,
+                read=(RENDERS,),  # presigned GET of the output; ListBucket, to clear work/<id>/
+                delete=(RENDERS, WORK),  # the orphaned output when a cancel won; work/<id>/
             ),
         )
         self.mark_failed = self._add(
@@ -282,7 +304,9 @@ class RenderFunctions(Construct):
                 handler=f"{handlers}.workflow.mark_failed",
                 description="Workflow: mark the job failed, refund, announce",
                 environment=workflow,
-                read=(WORK,),  # ListBucket, to clear work/<id>/
+                # ListBucket, to clear work/<id>/; a retry after CompleteRender's write announces success
+                # again, with a presigned GET of the output (signed by this role).
+                read=(RENDERS,),
                 delete=(WORK,),
             ),
         )
@@ -311,6 +335,7 @@ class RenderFunctions(Construct):
             "StartRender": self.start_render,
             "PollRender": self.poll_render,
             "FinalizeRender": self.finalize_render,
+            "CompleteRender": self.complete_render,
             "MarkFailed": self.mark_failed,
             "ChunkWorker": self.chunk_worker,
             "Reconcile": self.reconcile,
@@ -352,12 +377,20 @@ class RenderFunctions(Construct):
     def _add(self, builder: FunctionBuilder, construct_id: str, spec: FunctionSpec) -> lambda_.Function:
         function = builder.build(construct_id, spec)
         table, bucket = self._data.table, self._data.bucket
-        table.grant_read_write_data(function)
-        self._acknowledge_wildcard(
-            function,
-            f"Resource::{nag_text(self, table.table_arn)}/index/*",
-            "Queries on the table's own GSIs (GSI1-3); grant_read_write_data scopes to `<table>/index/*`.",
-        )
+        if spec.render_item_actions is None:
+            table.grant_read_write_data(function)
+            self._acknowledge_wildcard(
+                function,
+                f"Resource::{nag_text(self, table.table_arn)}/index/*",
+                "Queries on the table's own GSIs (GSI1-3); grant_read_write_data scopes to `<table>/index/*`.",
+            )
+        else:
+            iam.Grant.add_to_principal(
+                grantee=function,
+                actions=list(spec.render_item_actions),
+                resource_arns=[table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [RENDER_ITEMS]}},
+            )
         for pattern in spec.read:
             bucket.grant_read(function, pattern)
         for pattern in spec.put:

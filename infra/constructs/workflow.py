@@ -15,12 +15,20 @@ from constructs import Construct
 
 from infra.constructs import acknowledge, default_policy, nag_text
 
-# Raised by PollRender/FinalizeRender while chunk outputs are not yet visible (our exception class name).
+# Our exception class names, which Lambda reports as the error name.
+# PollRender/FinalizeRender: chunk outputs are not yet visible.
 RENDER_NOT_READY = "RenderNotReady"
+# DynamoDB transaction conflicts exhausted the function's own retries.
+SERVICE_BUSY = "ServiceBusy"
+# EventBridge refused an entry.
+PUBLISH_FAILED = "PublishFailed"
 
 
 class RenderWorkflow(Construct):
-    """AcquireSlot -> StartRender -> (Wait -> PollRender)* -> FinalizeRender; any error -> MarkFailed."""
+    """AcquireSlot -> StartRender -> (Wait -> PollRender)* -> FinalizeRender -> CompleteRender.
+
+    Any error -> MarkFailed.
+    """
 
     def __init__(
         self,
@@ -31,16 +39,19 @@ class RenderWorkflow(Construct):
         start_render: lambda_.IFunction,
         poll_render: lambda_.IFunction,
         finalize_render: lambda_.IFunction,
+        complete_render: lambda_.IFunction,
         mark_failed: lambda_.IFunction,
         timeout: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._task_functions = (acquire_slot, start_render, poll_render, finalize_render, mark_failed)
+        self._task_functions = (acquire_slot, start_render, poll_render, finalize_render, complete_render, mark_failed)
 
         acquire = self._invoke("AcquireSlot", acquire_slot, "$.slot")
         start = self._invoke("StartRender", start_render, "$.progress")
         poll = self._invoke("PollRender", poll_render, "$.progress")
         finalize = self._invoke("FinalizeRender", finalize_render, "$.output")
+        # Its payload is the whole state, FinalizeRender's `$.output` included.
+        complete = self._invoke("CompleteRender", complete_render, sfn.JsonPath.DISCARD)
         mark = self._invoke("MarkFailed", mark_failed, sfn.JsonPath.DISCARD)
 
         wait_for_slot = sfn.Wait(self, "Wait for slot", time=sfn.WaitTime.seconds_path("$.slot.waitSeconds"))
@@ -65,7 +76,10 @@ class RenderWorkflow(Construct):
                 max_attempts=5,
                 backoff_rate=1.5,
             )
-        for task in (acquire, start, poll, finalize):
+        for task in (acquire, start, poll, complete, mark):
+            task.add_retry(errors=[SERVICE_BUSY], interval=Duration.seconds(1), max_attempts=4, backoff_rate=2)
+        complete.add_retry(errors=[PUBLISH_FAILED], interval=Duration.seconds(2), max_attempts=4, backoff_rate=2)
+        for task in (acquire, start, poll, finalize, complete):
             task.add_catch(mark, errors=[sfn.Errors.ALL], result_path="$.error")
         # MarkFailed is the last word on a render (refund, event): retry it before giving up.
         mark.add_retry(errors=[sfn.Errors.ALL], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
@@ -82,7 +96,8 @@ class RenderWorkflow(Construct):
         start.next(wait_for_progress)
         wait_for_progress.next(poll)
         poll.next(render_done)
-        finalize.next(sfn.Succeed(self, "Render succeeded"))
+        finalize.next(complete)
+        complete.next(sfn.Succeed(self, "Render succeeded"))
         definition = acquire.next(slot_free)
 
         self.log_group = logs.LogGroup(

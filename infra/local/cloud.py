@@ -34,6 +34,7 @@ from typing import Any
 
 import boto3
 import requests
+from botocore.exceptions import BotoCoreError, ClientError
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.dynamodb.responses import DynamoHandler
@@ -58,6 +59,7 @@ POLICY_VARIABLES = (
     "CREDITS_ENABLED",
     "ALLOW_HIGH_RESOLUTION",
     "ALLOWED_SOURCE_BUCKETS",
+    "UPLOAD_RATE_LIMIT",
 )
 
 # Faster than the deployed defaults, so a local render isn't mostly waiting.
@@ -65,6 +67,7 @@ LOCAL_ENVIRONMENT = {
     "POLL_INTERVAL_SECONDS": "1",
     "SLOT_WAIT_SECONDS": "1",
     "CHUNK_STALL_SECONDS": "60",
+    "CHUNK_DISPATCH_TIMEOUT_SECONDS": "600",
     # The layer's paths (/opt/...) don't exist here; settings fall back to imageio-ffmpeg and font-roboto.
     "FFMPEG_PATH": "",
     "FONT_PATH": "",
@@ -227,6 +230,9 @@ class LocalCloud:
         self.environment: dict[str, str] = {}
         self._server: ThreadedMotoServer | None = None
         self._saved_environ: dict[str, str] | None = None
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.status_rules: list[tuple[frozenset[str], list[str]]] = []  # (statuses, target function names)
 
     # The stack's outputs, under the names the template gave them.
     table_name = bucket_name = event_bus_name = state_machine_arn = events_queue_url = ""
@@ -260,6 +266,9 @@ class LocalCloud:
             timeout=10,
         ).raise_for_status()
         self._deploy()
+        if self.status_rules:
+            self._watcher = threading.Thread(target=self._watch_executions, name="sfn-status-events", daemon=True)
+            self._watcher.start()
         from render_service import clients
         from render_service.settings import get_settings
 
@@ -269,6 +278,10 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._watcher:
+            self._watcher.join(timeout=5)
+            self._watcher = None
         if self._server:
             self._server.stop()
             self._server = None
@@ -358,10 +371,63 @@ class LocalCloud:
         environment |= {name: os.environ[name] for name in POLICY_VARIABLES if name in os.environ}
         self.environment = environment
         os.environ.update(environment)
+        self.status_rules = self._execution_status_rules()
         self.table_name = environment["TABLE_NAME"]
         self.bucket_name = environment["BUCKET_NAME"]
         self.event_bus_name = environment["EVENT_BUS_NAME"]
         self._tap_events()
+
+    def _execution_status_rules(self) -> list[tuple[frozenset[str], list[str]]]:
+        """The template's rules on Step Functions status events, as (statuses, target functions)."""
+        rules = []
+        for _, props in self.template.of_type("AWS::Events::Rule"):
+            pattern = props.get("EventPattern") or {}
+            if pattern.get("source") != ["aws.states"]:
+                continue
+            statuses = frozenset(pattern.get("detail", {}).get("status", []))
+            targets = [self.template.resolve(target["Arn"]).rsplit(":", 1)[-1] for target in props.get("Targets", [])]
+            rules.append((statuses, targets))
+        return rules
+
+    def _watch_executions(self) -> None:
+        """Stands in for EventBridge's "Step Functions Execution Status Change" events and the
+        rules on them, which moto does not emit or deliver to Lambda."""
+        sfn, lam = self.client("stepfunctions"), self.client("lambda")
+        announced: set[str] = set()
+        while not self._stopping.wait(1.0):
+            try:
+                executions = [
+                    e
+                    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+                    for e in page["executions"]
+                    if e["executionArn"] not in announced and e["status"] != "RUNNING"
+                ]
+            except (BotoCoreError, ClientError):
+                if self._stopping.is_set():
+                    return  # the server is going away
+                continue
+            for execution in executions:
+                announced.add(execution["executionArn"])
+                event = {
+                    "version": "0",
+                    "id": str(uuid.uuid4()),
+                    "detail-type": "Step Functions Execution Status Change",
+                    "source": "aws.states",
+                    "account": ACCOUNT,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "region": REGION,
+                    "resources": [execution["executionArn"]],
+                    "detail": {
+                        "executionArn": execution["executionArn"],
+                        "stateMachineArn": self.state_machine_arn,
+                        "name": execution["name"],
+                        "status": execution["status"],
+                    },
+                }
+                for statuses, targets in self.status_rules:
+                    if execution["status"] in statuses:
+                        for target in targets:
+                            lam.invoke(FunctionName=target, InvocationType="Event", Payload=json.dumps(event).encode())
 
     def _tap_events(self) -> None:
         """Every event on the bus also lands in a queue, so the demo and tests can see what was announced."""

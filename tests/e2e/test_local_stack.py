@@ -132,7 +132,7 @@ def test_a_render_runs_end_to_end(
         if "stateEnteredEventDetails" in e
     ]
     assert entered[:3] == ["AcquireSlot", "Slot free?", "StartRender"]
-    assert entered[-2:] == ["FinalizeRender", "Render succeeded"]
+    assert entered[-3:] == ["FinalizeRender", "CompleteRender", "Render succeeded"]
 
     events = {
         e["detail-type"]: e["detail"]
@@ -221,3 +221,21 @@ def test_cancel_stops_a_running_render_and_refunds(
     time.sleep(2)  # a late poll or chunk must not move a cancelled render
     final = client.get(f"/renders/{render_id}").json()
     assert (final["status"], final["error"]["code"]) == ("cancelled", "CANCELLED")
+
+
+def test_an_execution_stopped_from_the_console_still_ends_its_render(stack: tuple[LocalCloud, Gateway]) -> None:
+    cloud, gateway = stack
+    client = Client(gateway.url, "e2e-ops-stop")
+    scenes = [{"type": "title", "text": f"scene {i}", "duration": 15} for i in range(4)]
+    created = client.post("/renders", {"timeline": {"scenes": scenes}, "output": {"fps": 60}})
+    assert created.status_code == 202, created.text
+    render_id = created.json()["renderId"]
+    execution_arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
+
+    # What an operator does in the Step Functions console: no cancel through the API.
+    cloud.client("stepfunctions").stop_execution(executionArn=execution_arn, cause="stopped by ops")
+
+    render, _ = client.wait(render_id, timeout=60)
+    assert (render["status"], render["error"]["code"]) == ("failed", "ABORTED")
+    quota = client.get("/quota").json()
+    assert (quota["credits"]["balance"], quota["active"]["count"], quota["queued"]["count"]) == (100, 0, 0)

@@ -18,12 +18,29 @@ HANDLERS = {
     "StartRender": "render_service.handlers.workflow.start_render",
     "PollRender": "render_service.handlers.workflow.poll_render",
     "FinalizeRender": "render_service.handlers.workflow.finalize_render",
+    "CompleteRender": "render_service.handlers.workflow.complete_render",
     "MarkFailed": "render_service.handlers.workflow.mark_failed",
     "ChunkWorker": "render_service.handlers.chunk_worker.handler",
     "Reconcile": "render_service.handlers.workflow.reconcile",
 }
 FFMPEG_FUNCTIONS = {"StartRender", "FinalizeRender", "ChunkWorker"}
-WORKFLOW_FUNCTIONS = {"AcquireSlot", "StartRender", "PollRender", "FinalizeRender", "MarkFailed", "Reconcile"}
+WORKFLOW_FUNCTIONS = {
+    "AcquireSlot",
+    "StartRender",
+    "PollRender",
+    "FinalizeRender",
+    "CompleteRender",
+    "MarkFailed",
+    "Reconcile",
+}
+TASK_FUNCTIONS = WORKFLOW_FUNCTIONS - {"Reconcile"}
+# The functions that run ffmpeg on untrusted media: only these DynamoDB actions, only on job and chunk items.
+RENDER_ITEM_ACTIONS = {
+    "ChunkWorker": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+    "StartRender": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem"},
+    "FinalizeRender": {"dynamodb:GetItem", "dynamodb:Query"},
+}
+RENDER_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RENDER#*"]}}
 COMMON_ENV = {"TABLE_NAME", "BUCKET_NAME", "EVENT_BUS_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 PROTECTED_ROUTES = {
     ("/renders", "GET"),
@@ -83,6 +100,17 @@ def actions_on(statements: list[dict[str, Any]], needle: str) -> set[str]:
     return actions
 
 
+def only_media_bucket(template: Template) -> tuple[str, dict[str, Any]]:
+    """The service bucket (inputs/, work/, renders/): the one with lifecycle rules and CORS."""
+    media = {
+        logical_id: bucket
+        for logical_id, bucket in resources(template, "AWS::S3::Bucket").items()
+        if "LifecycleConfiguration" in bucket["Properties"] and "CorsConfiguration" in bucket["Properties"]
+    }
+    assert len(media) == 1, sorted(media)
+    return next(iter(media.items()))
+
+
 def definition(template: Template) -> dict[str, Any]:
     """The state machine's ASL, with each `Fn::GetAtt [X, Arn]` replaced by `arn:X`."""
     _, machine = only(template, "AWS::StepFunctions::StateMachine")
@@ -123,13 +151,8 @@ def test_table_is_on_demand_with_pitr_ttl_and_three_all_projected_gsis(template:
 
 def test_media_bucket_is_private_encrypted_logged_with_lifecycle_and_cors(template: Template) -> None:
     buckets = resources(template, "AWS::S3::Bucket")
-    media = [
-        b
-        for b in buckets.values()
-        if "LifecycleConfiguration" in b["Properties"] and "CorsConfiguration" in b["Properties"]
-    ]
-    assert len(media) == 1
-    props = media[0]["Properties"]
+    _, media = only_media_bucket(template)
+    props = media["Properties"]
     assert props["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,
         "BlockPublicPolicy": True,
@@ -142,6 +165,9 @@ def test_media_bucket_is_private_encrypted_logged_with_lifecycle_and_cors(templa
     rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
     assert rules["ExpireWorkFiles"]["Prefix"] == "work/"
     assert rules["ExpireWorkFiles"]["ExpirationInDays"] == 2
+    assert rules["ExpireInputs"]["Prefix"] == "inputs/"
+    assert rules["ExpireInputs"]["ExpirationInDays"] == 30
+    assert rules["ExpireInputs"]["Status"] == "Enabled"
     assert rules["AbortIncompleteUploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     cors = props["CorsConfiguration"]["CorsRules"][0]
     assert {"PUT", "GET"} <= set(cors["AllowedMethods"])
@@ -206,6 +232,7 @@ def test_function_log_groups_have_retention(template: Template) -> None:
         ("AcquireSlot", {"EphemeralStorage": None, "layers": 1}),
         ("PollRender", {"EphemeralStorage": None, "layers": 1}),
         ("MarkFailed", {"EphemeralStorage": None, "layers": 1}),
+        ("CompleteRender", {"MemorySize": 256, "Timeout": 60, "EphemeralStorage": None, "layers": 1}),
     ],
 )
 def test_function_sizes_and_layers(template: Template, name: str, expected: dict[str, Any]) -> None:
@@ -244,6 +271,7 @@ def test_environment_gives_each_function_only_what_it_needs(template: Template) 
     assert env["AcquireSlot"]["SLOT_WAIT_SECONDS"] == "10"
     chunk_id, _ = functions_by_name(template)["ChunkWorker"]
     assert env["StartRender"]["CHUNK_FUNCTION_NAME"] == {"Ref": chunk_id}
+    assert env["CompleteRender"] == env["MarkFailed"], "CompleteRender settles like MarkFailed: the same settings"
 
 
 def test_chunk_worker_async_invokes_are_not_retried_by_lambda(template: Template) -> None:
@@ -284,12 +312,13 @@ def test_api_may_start_and_stop_only_its_state_machine_executions(template: Temp
 def test_bucket_access_is_scoped_to_key_prefixes(template: Template) -> None:
     functions = functions_by_name(template)
     expected = {
-        "Api": {"renders/*": {"read", "put", "delete"}, "inputs/*": {"put"}},
+        "Api": {"renders/*": {"read", "delete"}, "inputs/*": {"put"}},
         "ChunkWorker": {"inputs/*": {"read"}, "work/*": {"read", "put"}},
         "StartRender": {"inputs/*": {"read"}, "work/*": {"read", "put"}},
         "PollRender": {},
-        "FinalizeRender": {"inputs/*": {"read"}, "work/*": {"read", "delete"}, "renders/*": {"read", "put"}},
-        "MarkFailed": {"work/*": {"read", "delete"}},
+        "FinalizeRender": {"inputs/*": {"read"}, "work/*": {"read"}, "renders/*": {"put"}},
+        "CompleteRender": {"renders/*": {"read", "delete"}, "work/*": {"delete"}},
+        "MarkFailed": {"work/*": {"delete"}, "renders/*": {"read"}},
         "AcquireSlot": {},
     }
     for name, patterns in expected.items():
@@ -307,6 +336,45 @@ def test_bucket_access_is_scoped_to_key_prefixes(template: Template) -> None:
             assert ("s3:GetObject*" in actions) == ("read" in kinds), (name, pattern)
             assert ("s3:PutObject" in actions) == ("put" in kinds), (name, pattern)
             assert ("s3:DeleteObject*" in actions) == ("delete" in kinds), (name, pattern)
+
+
+def test_api_cannot_write_render_outputs(template: Template) -> None:
+    logical_id, props = functions_by_name(template)["Api"]
+    statements = policy_statements(template, logical_id, props)
+    writes = {a for a in actions_on(statements, "/renders/*") if a.startswith("s3:Put")}
+    assert writes == set()
+    assert "s3:PutObject" in actions_on(statements, "/inputs/*")
+
+
+def test_clearing_work_files_and_listing_are_granted_to_complete_and_mark_failed(template: Template) -> None:
+    """Both clear work/<id>/ (ListBucket + DeleteObject); only CompleteRender deletes an orphaned output."""
+    functions = functions_by_name(template)
+    bucket_id, _ = only_media_bucket(template)
+    for name, (logical_id, props) in functions.items():
+        statements = policy_statements(template, logical_id, props)
+        deletes_work = "s3:DeleteObject*" in actions_on(statements, "/work/*")
+        assert deletes_work == (name in {"CompleteRender", "MarkFailed"}), name
+        if deletes_work:
+            lists = {
+                a
+                for s in statements
+                if {"Fn::GetAtt": [bucket_id, "Arn"]} in as_list(s["Resource"])
+                for a in as_list(s["Action"])
+            }
+            assert "s3:List*" in lists, name
+
+
+def test_functions_that_announce_success_may_read_the_output_they_presign(template: Template) -> None:
+    """A presigned GET works only if the signing role may GetObject; MarkFailed re-announces a completed render."""
+    for name in ("Api", "CompleteRender", "MarkFailed"):
+        logical_id, props = functions_by_name(template)[name]
+        assert "s3:GetObject*" in actions_on(policy_statements(template, logical_id, props), "/renders/*"), name
+
+
+def test_only_the_announcing_functions_may_put_events(template: Template) -> None:
+    for name, (logical_id, props) in functions_by_name(template).items():
+        may_put = "events:PutEvents" in actions_on(policy_statements(template, logical_id, props), "NotificationsBus")
+        assert may_put == (name not in {"ChunkWorker", "FinalizeRender"}), name
 
 
 def test_no_wildcard_resource_except_xray_and_log_delivery(template: Template) -> None:
@@ -338,13 +406,41 @@ def test_only_start_and_poll_may_invoke_the_chunk_worker(template: Template) -> 
         assert may_invoke == (name in {"StartRender", "PollRender"}), name
 
 
-def test_workflow_functions_share_the_table_and_allowed_source_buckets_are_readable(template: Template) -> None:
+def test_trusted_functions_share_the_table_and_allowed_source_buckets_are_readable(template: Template) -> None:
     functions = functions_by_name(template)
     for name, (logical_id, props) in functions.items():
         statements = policy_statements(template, logical_id, props)
-        assert "dynamodb:UpdateItem" in actions_on(statements, "DataTable"), name
+        if name not in RENDER_ITEM_ACTIONS:
+            assert {"dynamodb:UpdateItem", "dynamodb:PutItem"} <= actions_on(statements, "DataTable"), name
+            assert actions_on(statements, "/index/*"), f"{name}: queries the GSIs"
         readable = actions_on(statements, "team-footage")
         assert ("s3:GetObject*" in readable) == (name in FFMPEG_FUNCTIONS), name
+
+
+@pytest.mark.parametrize("name", sorted(RENDER_ITEM_ACTIONS))
+def test_ffmpeg_functions_reach_only_render_items_with_listed_actions(template: Template, name: str) -> None:
+    """An exploit in a crafted media file must not reach credits, counters or other users' items."""
+    logical_id, props = functions_by_name(template)[name]
+    table_id, _ = only(template, "AWS::DynamoDB::Table")
+    statements = [
+        s
+        for s in policy_statements(template, logical_id, props)
+        if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+    ]
+    assert len(statements) == 1, statements
+    (statement,) = statements
+    actions = set(as_list(statement["Action"]))
+    assert actions == RENDER_ITEM_ACTIONS[name]
+    assert not actions & {"dynamodb:*", "dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems", "dynamodb:Scan"}
+    assert statement["Effect"] == "Allow"
+    assert as_list(statement["Resource"]) == [{"Fn::GetAtt": [table_id, "Arn"]}], "the table only, no index"
+    assert statement["Condition"] == RENDER_ITEMS_ONLY
+
+
+def test_the_render_items_condition_is_only_on_the_ffmpeg_functions(template: Template) -> None:
+    for name, (logical_id, props) in functions_by_name(template).items():
+        conditioned = [s for s in policy_statements(template, logical_id, props) if s.get("Condition")]
+        assert bool(conditioned) == (name in RENDER_ITEM_ACTIONS), name
 
 
 # --- workflow --------------------------------------------------------------------------
@@ -375,6 +471,7 @@ def test_workflow_states_and_paths_match_the_lambda_contract(template: Template)
         "PollRender",
         "Render done?",
         "FinalizeRender",
+        "CompleteRender",
         "Render succeeded",
         "MarkFailed",
         "Render failed",
@@ -383,7 +480,8 @@ def test_workflow_states_and_paths_match_the_lambda_contract(template: Template)
         "AcquireSlot": ("$.slot", "Slot free?"),
         "StartRender": ("$.progress", "Wait for progress"),
         "PollRender": ("$.progress", "Render done?"),
-        "FinalizeRender": ("$.output", "Render succeeded"),
+        "FinalizeRender": ("$.output", "CompleteRender"),
+        "CompleteRender": (None, "Render succeeded"),  # JsonPath.DISCARD; its payload includes $.output
     }
     for name, (result_path, next_state) in tasks.items():
         state = states[name]
@@ -409,28 +507,50 @@ def test_workflow_states_and_paths_match_the_lambda_contract(template: Template)
         {"Variable": "$.progress.status", "StringEquals": "done", "Next": "FinalizeRender"}
     ]
     assert states["Render done?"]["Default"] == "Wait for progress"
-    for name in ("PollRender", "FinalizeRender"):
-        assert {
-            "ErrorEquals": ["RenderNotReady"],
-            "IntervalSeconds": 2,
-            "MaxAttempts": 5,
-            "BackoffRate": 1.5,
-        } in states[name]["Retry"]
-    assert not any(r["ErrorEquals"] == ["RenderNotReady"] for r in states["StartRender"]["Retry"])
+    not_ready = {"ErrorEquals": ["RenderNotReady"], "IntervalSeconds": 2, "MaxAttempts": 5, "BackoffRate": 1.5}
+    busy = {"ErrorEquals": ["ServiceBusy"], "IntervalSeconds": 1, "MaxAttempts": 4, "BackoffRate": 2}
+    publish = {"ErrorEquals": ["PublishFailed"], "IntervalSeconds": 2, "MaxAttempts": 4, "BackoffRate": 2}
+    everything = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2}
+    own_retries = {
+        "AcquireSlot": [busy],
+        "StartRender": [busy],
+        "PollRender": [not_ready, busy],
+        "FinalizeRender": [not_ready],
+        "CompleteRender": [busy, publish],
+        "MarkFailed": [busy, everything],
+    }
+    for name, expected in own_retries.items():
+        retries = states[name]["Retry"]
+        assert [r for r in retries if not r["ErrorEquals"][0].startswith("Lambda.")] == expected, name
 
     mark = states["MarkFailed"]
     assert mark["Resource"] == fns["MarkFailed"]
     assert mark["ResultPath"] is None  # JsonPath.DISCARD
     assert mark["Next"] == "Render failed"
     assert "Catch" not in mark
-    assert mark["Retry"][-1]["ErrorEquals"] == ["States.ALL"]
-    assert mark["Retry"][-1]["MaxAttempts"] == 3
+    assert mark["Retry"][-1] == everything, "States.ALL must be the last retrier"
     assert states["Render failed"] == {
         "Type": "Fail",
         "Error": "RenderFailed",
         "Cause": "See the render's error in DynamoDB/MarkFailed output",
     }
     assert states["Render succeeded"] == {"Type": "Succeed"}
+
+
+def test_state_machine_may_invoke_exactly_the_task_functions(template: Template) -> None:
+    _, machine = only(template, "AWS::StepFunctions::StateMachine")
+    role_id = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    invocable = {
+        json.dumps(resource)
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "lambda:InvokeFunction" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+    functions = functions_by_name(template)
+    for name, (logical_id, _) in functions.items():
+        assert any(logical_id in resource for resource in invocable) == (name in TASK_FUNCTIONS), name
 
 
 # --- API -------------------------------------------------------------------------------
@@ -575,7 +695,15 @@ def test_outputs_have_pinned_ids(template: Template) -> None:
 
 def test_context_switches_architecture_retention_and_optional_parts(build_stack: Any) -> None:
     template = Template.from_stack(
-        build_stack({"architecture": "arm64", "allowedSourceBuckets": [], "alarmEmail": "", "retainData": False})
+        build_stack(
+            {
+                "architecture": "arm64",
+                "allowedSourceBuckets": [],
+                "alarmEmail": "",
+                "retainData": False,
+                "inputsRetentionDays": 7,
+            }
+        )
     )
     for name, (logical_id, props) in functions_by_name(template).items():
         assert props["Architectures"] == ["arm64"], name
@@ -588,6 +716,9 @@ def test_context_switches_architecture_retention_and_optional_parts(build_stack:
     assert table["DeletionPolicy"] == "Delete"
     assert table["Properties"]["DeletionProtectionEnabled"] is False
     template.resource_count_is("AWS::SNS::Subscription", 0)
+    _, bucket = only_media_bucket(template)
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireInputs"]["ExpirationInDays"] == 7
 
 
 def test_missing_layers_fail_with_a_hint_to_build_them(tmp_path: Any) -> None:
@@ -615,6 +746,7 @@ def test_context_values_from_the_command_line_are_parsed() -> None:
             "creditsEnabled": "false",
             "maxActiveRenders": "7",
             "retainData": "false",
+            "inputsRetentionDays": "14",
         }
     )
     config = RenderServiceConfig.from_context(app)
@@ -624,6 +756,14 @@ def test_context_values_from_the_command_line_are_parsed() -> None:
     assert config.limits.max_active_renders == 7
     assert config.retain_data is False
     assert config.alarm_email is None
+    assert config.inputs_retention_days == 14
+    assert RenderServiceConfig.from_context(App()).inputs_retention_days == 30
+
+
+@pytest.mark.parametrize("days", [0, -1])
+def test_inputs_retention_must_be_positive(days: int) -> None:
+    with pytest.raises(ValueError, match="inputsRetentionDays"):
+        RenderServiceConfig.from_context(App(context={"inputsRetentionDays": days}))
 
 
 def test_unknown_architecture_is_rejected() -> None:

@@ -380,3 +380,71 @@ def test_no_url_is_handed_out_for_an_output_removed_behind_the_apis_back(call: C
     assert output["url"] is None
     assert output["sizeBytes"] == 64
     assert call("POST", f"/renders/{render_id}/download-url", {})[0] == 410
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        ("[" * 50_000 + "]" * 50_000, 400, "INVALID_JSON"),
+        ('{"a": ' + "9" * 5000 + "}", 400, "INVALID_JSON"),
+        ("null", 422, "VALIDATION_ERROR"),
+        ('"just a string"', 422, "VALIDATION_ERROR"),
+    ],
+)
+def test_hostile_bodies_get_a_4xx_not_a_500(call: Call, raw: str, status: int, code: str) -> None:
+    got, payload, _ = call("POST", "/renders", raw_body=raw)
+    assert (got, payload["error"]["code"]) == (status, code)
+    assert not payload["error"]["message"].startswith(":")
+
+
+def test_missing_body_names_the_body(call: Call) -> None:
+    status, payload, _ = call("POST", "/renders")
+    assert status == 422
+    assert payload["error"]["message"].startswith("body")
+
+
+def test_query_parameters_are_bounded_and_named(call: Call) -> None:
+    status, payload, _ = call("GET", "/renders", query={"subjectType": "movie", "subjectId": "a#b"})
+    assert (status, payload["error"]["code"]) == (422, "VALIDATION_ERROR")
+    assert payload["error"]["message"].startswith("subjectId")
+    assert call("GET", "/renders", query={"limit": "0"})[1]["error"]["message"].startswith("limit")
+
+
+def test_contention_that_outlasts_the_retries_is_a_503_with_retry_after(
+    call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from render_service.data import accounting
+
+    def conflict(self: Any, **kwargs: Any) -> None:
+        reasons = [{"Code": "TransactionConflict"}] * len(kwargs["TransactItems"])
+        raise ClientError(
+            {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}, "CancellationReasons": reasons},
+            "TransactWriteItems",
+        )
+
+    monkeypatch.setattr(accounting, "_TRANSACTION_ATTEMPTS", 2)
+    from render_service.logic.renders import services
+
+    db = services().accounting._db
+    monkeypatch.setattr(type(db), "transact_write_items", conflict, raising=False)
+    status, payload, headers = call("POST", "/renders", body())
+    assert (status, payload["error"]["code"]) == (503, "BUSY")
+    assert headers["Retry-After"] == "1"
+    assert "TransactionConflict" not in payload["error"]["message"]
+
+
+def test_upload_tickets_are_rate_limited_per_user(call: Call, monkeypatch: pytest.MonkeyPatch) -> None:
+    from render_service.logic import renders
+    from render_service.settings import get_settings
+
+    monkeypatch.setenv("UPLOAD_RATE_LIMIT", "2")
+    get_settings.cache_clear()
+    renders.services.cache_clear()
+    ticket = {"filename": "a.mp4", "contentType": "video/mp4", "sizeBytes": 10}
+    assert [call("POST", "/uploads", ticket)[0] for _ in range(3)] == [200, 200, 429]
+    status, payload, headers = call("POST", "/uploads", ticket)
+    assert (status, payload["error"]["code"]) == (429, "RATE_LIMITED")
+    assert int(headers["Retry-After"]) > 0
+    assert call("POST", "/uploads", ticket, user="bob")[0] == 200

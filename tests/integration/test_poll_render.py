@@ -35,6 +35,7 @@ class RecordingLambda:
 def steps(aws: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Steps, RecordingLambda]:
     monkeypatch.setenv("CHUNK_FUNCTION_NAME", "ChunkWorker")
     monkeypatch.setenv("CHUNK_STALL_SECONDS", "60")
+    monkeypatch.setenv("CHUNK_DISPATCH_TIMEOUT_SECONDS", "600")
     from render_service.settings import get_settings
 
     get_settings.cache_clear()
@@ -97,7 +98,8 @@ def test_failed_and_stalled_chunks_are_dispatched_again(aws: Any, steps: tuple[S
     assert step.poll_render(render_id)["status"] == "rendering"
     assert sorted((d["index"], d["attempt"]) for d in recorder.dispatched) == [(0, 2), (1, 2)]
     chunks = {c.index: c for c in step.renders.list_chunks(render_id)}
-    assert (chunks[0].status, chunks[0].attempts) == (ChunkStatus.running, 2)
+    assert (chunks[0].status, chunks[0].attempts) == (ChunkStatus.dispatched, 2)
+    assert (chunks[1].status, chunks[1].attempts) == (ChunkStatus.dispatched, 2)
     assert (chunks[2].status, chunks[2].attempts) == (ChunkStatus.running, 1)
 
     step.poll_render(render_id)  # a second poll does not dispatch the same attempt twice
@@ -113,3 +115,30 @@ def test_a_chunk_out_of_attempts_fails_the_render_with_its_reason(
     with pytest.raises(ChunkFailed, match=r"chunk 0 failed 3 times; last: scenes\[0\]: decode error"):
         step.poll_render(render_id)
     assert recorder.dispatched == []
+
+
+def test_a_dispatched_chunk_waits_for_a_worker_before_it_counts_as_lost(
+    aws: Any, steps: tuple[Steps, RecordingLambda]
+) -> None:
+    step, recorder = steps
+    render_id = rendering_job(step, chunks=2)
+    queued_a_while = (datetime.now(UTC) - timedelta(seconds=300)).isoformat()
+    lost = (datetime.now(UTC) - timedelta(seconds=700)).isoformat()
+    set_chunk(aws, render_id, 0, status="dispatched", attempts=1, dispatchedAt=queued_a_while)
+    set_chunk(aws, render_id, 1, status="dispatched", attempts=1, dispatchedAt=lost)
+
+    step.poll_render(render_id)
+
+    assert [(d["index"], d["attempt"]) for d in recorder.dispatched] == [(1, 2)]
+
+
+def test_a_worker_claims_only_the_attempt_it_was_sent(aws: Any, steps: tuple[Steps, RecordingLambda]) -> None:
+    step, _ = steps
+    render_id = rendering_job(step, chunks=1)
+    assert step.renders.dispatch_chunk(render_id, 0, attempt=1)
+    assert step.renders.dispatch_chunk(render_id, 0, attempt=2)  # superseded before any worker started
+    assert not step.renders.claim_chunk(render_id, 0, attempt=1)
+    assert step.renders.claim_chunk(render_id, 0, attempt=2)
+    assert not step.renders.claim_chunk(render_id, 0, attempt=2)  # a duplicate delivery
+    (chunk,) = step.renders.list_chunks(render_id)
+    assert (chunk.status, chunk.attempts) == (ChunkStatus.running, 2)

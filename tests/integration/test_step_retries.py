@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
+from render_service.errors import RenderAlreadyFinished
 from render_service.models.jobs import OutputObject, RenderError, RenderJob, RenderStatus
 from render_service.models.timeline import RenderRequest
 from render_service.settings import get_settings
@@ -21,18 +24,43 @@ def _rendering(steps: Steps) -> str:
     return job.render_id
 
 
-def test_a_retried_finalize_of_a_complete_render_succeeds_and_announces_it(aws: Any) -> None:
+def test_a_retried_complete_announces_again_and_settles_once(aws: Any) -> None:
+    steps = Steps(get_settings())
+    render_id = _rendering(steps)
+    output = {"key": f"renders/alice/{render_id}.mp4", "sizeBytes": 10, "durationSeconds": 2.0}
+
+    assert steps.complete_render(render_id, output) == {"status": "complete"}
+    assert steps.complete_render(render_id, output) == {"status": "complete"}
+    assert steps.finalize_render(render_id)["key"] == output["key"]  # a late FinalizeRender retry too
+
+    job = steps.renders.require(render_id)
+    assert (job.status, job.cost, job.progress) == (RenderStatus.complete, 1, 100)
+    assert [e["detail-type"] for e in aws.received_events()] == ["Render Succeeded", "Render Succeeded"]
+    assert steps.accounting.balance("alice") == 99
+
+
+def test_an_output_joined_after_a_cancel_is_removed(aws: Any) -> None:
+    steps = Steps(get_settings())
+    render_id = _rendering(steps)
+    key = f"renders/alice/{render_id}.mp4"
+    aws.s3.put_object(Bucket="renders-test-bucket", Key=key, Body=b"mp4")
+    steps.accounting.finish(render_id, RenderStatus.cancelled, error=RenderError(code="CANCELLED", message="by user"))
+
+    with pytest.raises(RenderAlreadyFinished):
+        steps.complete_render(render_id, {"key": key, "sizeBytes": 3, "durationSeconds": 1.0})
+
+    assert aws.s3.list_objects_v2(Bucket="renders-test-bucket", Prefix="renders/").get("KeyCount") == 0
+    assert steps.renders.require(render_id).status == RenderStatus.cancelled
+
+
+def test_mark_failed_after_a_completion_announces_the_success(aws: Any) -> None:
     steps = Steps(get_settings())
     render_id = _rendering(steps)
     output = OutputObject(key=f"renders/alice/{render_id}.mp4", size_bytes=10, duration_seconds=2.0)
     steps.accounting.finish(render_id, RenderStatus.complete, output=output, actual_cost=1)
 
-    result = steps.finalize_render(render_id)
-
-    assert result == {"key": output.key, "sizeBytes": 10, "durationSeconds": 2.0}
-    assert steps.renders.require(render_id).status == RenderStatus.complete
-    (event,) = aws.received_events()
-    assert (event["detail-type"], event["detail"]["output"]["key"]) == ("Render Succeeded", output.key)
+    assert steps.mark_failed(render_id, {"Error": "PublishFailed"}) == {"status": "complete"}
+    assert [e["detail-type"] for e in aws.received_events()] == ["Render Succeeded"]
 
 
 def test_a_retried_mark_failed_announces_again_and_refunds_once(aws: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -37,6 +38,7 @@ STATUS_BY_ERROR: dict[type[errors.ServiceError], HTTPStatus] = {
     errors.OutputGone: HTTPStatus.GONE,
     errors.IdempotencyConflict: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.SubmissionFailed: HTTPStatus.SERVICE_UNAVAILABLE,
+    errors.ServiceBusy: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 
 app = APIGatewayRestResolver(
@@ -104,6 +106,13 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
         if not claims.get("sub"):
             refusal = _error(HTTPStatus.UNAUTHORIZED, errors.Unauthorized.code, "Authorization: missing or invalid")
+    if refusal is None and body:
+        try:
+            # Parsed once here only to refuse what would blow up the parser later (deep nesting,
+            # integers past Python's digit limit) with a clean 400 instead of a 500.
+            json.loads(body)
+        except (ValueError, RecursionError):
+            refusal = _error(HTTPStatus.BAD_REQUEST, "INVALID_JSON", "body: is not valid JSON")
     if refusal is not None:
         return _proxy_response(refusal)
     if body:
@@ -135,17 +144,26 @@ def _proxy_response(refusal: Response[Any]) -> dict[str, Any]:
 @app.exception_handler(errors.ServiceError)
 def _service_error(exc: errors.ServiceError) -> Response[Any]:
     status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), HTTPStatus.INTERNAL_SERVER_ERROR)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.RateLimited) else None
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if status >= 500:
         logger.error("service error", extra={"code": exc.code, "error": exc.message})
     return _error(status, exc.code, exc.message, exc.details, headers)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    """Powertools locates errors as ("body", "timeline", ...) or ("query", "limit"); users want the field."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
 
 
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response[Any]:
     problems = [
         {
-            "field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",)),
+            "field": _field(e.get("loc", ())),
             "rule": e.get("msg", ""),
             "type": e.get("type"),
         }
@@ -233,7 +251,7 @@ def estimate_render(request: RenderRequest) -> api.Estimate:
 @app.get("/renders", tags=["renders"], responses=ERRORS)
 def list_renders(
     subjectType: Annotated[str | None, Query(pattern=r"^(movie|generation|clip)$")] = None,
-    subjectId: Annotated[str | None, Query(max_length=128)] = None,
+    subjectId: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")] = None,
     status: Annotated[RenderStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from render_service.data import items as it
@@ -24,6 +25,7 @@ from render_service.errors import (
     InsufficientCredits,
     RateLimited,
     RenderAlreadyFinished,
+    ServiceBusy,
     ServiceError,
     TooManyQueued,
 )
@@ -40,6 +42,8 @@ from render_service.models.jobs import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+logger = Logger(child=True)
 
 _TRANSACTION_ATTEMPTS = 8
 
@@ -147,7 +151,32 @@ class Accounting:
                     f"this render costs {job.cost} credits, more than the balance",
                     details={"cost": job.cost, "balance": self.balance(job.user_id)},
                 ) from None
-            raise ServiceError(f"admission was refused: {reasons}") from None
+            logger.error("admission refused for an unexpected reason", extra={"reasons": reasons})
+            raise ServiceBusy("the render could not be admitted right now; retry shortly") from None
+
+    def count_upload(self, user_id: str, limit: int, window_seconds: int = 3600) -> None:
+        """One upload ticket against the user's fixed window; uploads cost storage, so they are bounded too."""
+        now = int(self._clock())
+        start = now - now % window_seconds
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=it.key(it.quota_pk(user_id, "uploads"), it.window_sk(start)),
+                UpdateExpression="ADD #count :one SET expiresAt = :expires",
+                ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
+                ExpressionAttributeNames={"#count": "count"},
+                ExpressionAttributeValues={
+                    ":one": _n(1),
+                    ":limit": _n(limit),
+                    ":expires": _n(start + window_seconds + 86400),
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise RateLimited(
+                f"at most {limit} uploads per {window_seconds} s; try again later",
+                retry_after=max(1, start + window_seconds - now),
+                details={"limit": limit},
+            ) from None
 
     def rollback_admission(self, job: RenderJob) -> None:
         """Undoes `admit` when the workflow could not be started: no charge, no ghost job."""
@@ -423,7 +452,9 @@ class Accounting:
                 reasons = exc.response.get("CancellationReasons") or []
                 codes = [reason.get("Code", "None") for reason in reasons]
                 # Another transaction touched the same items: back off and try again.
-                if "TransactionConflict" in codes and attempt < _TRANSACTION_ATTEMPTS - 1:
+                if "TransactionConflict" in codes:
+                    if attempt == _TRANSACTION_ATTEMPTS - 1:
+                        raise ServiceBusy("too many concurrent requests for this account; retry shortly") from exc
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue

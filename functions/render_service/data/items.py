@@ -4,7 +4,7 @@
 |-------------|---------------------------|---------------------------|
 | render job  | RENDER#<id>               | RENDER                    |
 | chunk       | RENDER#<id>               | CHUNK#<nnnn>              |
-| rate window | QUOTA#<user>#renders      | WINDOW#<start epoch>      |
+| rate window | QUOTA#<user>#<policy>     | WINDOW#<start epoch>      |
 | counters    | USER#<user>               | COUNTERS                  |
 | credits     | CREDITS#<user>            | BALANCE / LEDGER#<ts>#<id>|
 
@@ -44,8 +44,8 @@ def subject_pk(user_id: str, subject_key: str) -> str:
     return f"SUBJECT#{user_id}#{subject_key}"
 
 
-def quota_pk(user_id: str) -> str:
-    return f"QUOTA#{user_id}#renders"
+def quota_pk(user_id: str, policy: str = "renders") -> str:
+    return f"QUOTA#{user_id}#{policy}"
 
 
 def window_sk(window_start: int) -> str:

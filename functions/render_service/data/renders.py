@@ -6,7 +6,7 @@ import base64
 import binascii
 import contextlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from render_service.data import items as it
@@ -59,7 +59,7 @@ def job_to_item(job: RenderJob) -> dict[str, Any]:
         "completedAt": _iso(job.completed_at),
         "output": job.output.model_dump() if job.output else None,
         "error": job.error.model_dump() if job.error else None,
-        "executionArn": job.execution_arn,
+        "executionSeen": job.execution_seen,
         "GSI1PK": it.user_history_pk(job.user_id),
         "GSI1SK": sort_key(job),
     }
@@ -89,7 +89,7 @@ def item_to_job(raw: dict[str, Any]) -> RenderJob:
         completed_at=item.get("completedAt"),
         output=OutputObject.model_validate(item["output"]) if item.get("output") else None,
         error=RenderError.model_validate(item["error"]) if item.get("error") else None,
-        execution_arn=item.get("executionArn"),
+        execution_seen=item.get("executionSeen", False),
     )
 
 
@@ -229,29 +229,43 @@ class RenderRepository:
             if not cursor:
                 return jobs
 
-    def waiting_before(self, job: RenderJob) -> int:
-        """How many of the user's renders were admitted earlier and still wait for a slot (FIFO per user)."""
+    def waiting_before(self, job: RenderJob) -> list[RenderJob]:
+        """The user's renders admitted earlier that still wait for a slot, oldest first (FIFO per user).
+
+        Only the last day is read: no execution lives that long (the state machine times out
+        first), so the query stays small however long the user's history is.
+        """
+        horizon = (job.created_at - timedelta(days=1)).isoformat(timespec="milliseconds")
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "GSI1",
-            "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :sk",
+            "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK BETWEEN :from AND :sk",
             "FilterExpression": "#slot = :waiting AND #status = :queued",
             "ExpressionAttributeNames": {"#slot": "slot", "#status": "status"},
             "ExpressionAttributeValues": {
                 ":pk": {"S": it.user_history_pk(job.user_id)},
+                ":from": {"S": horizon},
                 ":sk": {"S": sort_key(job)},
                 ":waiting": {"S": "waiting"},
                 ":queued": {"S": RenderStatus.queued},
             },
-            "Select": "COUNT",
         }
-        count = 0
+        earlier: list[RenderJob] = []
         while True:
             response = self._db.query(**kwargs)
-            count += response.get("Count", 0)
+            earlier += [item_to_job(raw) for raw in response.get("Items", [])]
             if "LastEvaluatedKey" not in response:
-                return count
+                return [j for j in earlier if j.render_id != job.render_id]
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def mark_execution_seen(self, render_id: str) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key=it.key(it.render_pk(render_id), it.RENDER_SK),
+            UpdateExpression="SET executionSeen = :true",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues={":true": {"BOOL": True}},
+        )
 
     # --- chunks ----------------------------------------------------------------------
 
@@ -303,6 +317,7 @@ class RenderRepository:
                         key=item.get("key"),
                         error=item.get("error"),
                         heartbeat_at=item.get("heartbeatAt"),
+                        dispatched_at=item.get("dispatchedAt"),
                     )
                 )
             if "LastEvaluatedKey" not in response:
@@ -327,19 +342,35 @@ class RenderRepository:
         return True
 
     def dispatch_chunk(self, render_id: str, index: int, attempt: int) -> bool:
-        """Claims attempt number `attempt` for a chunk; False if another poll already moved it on."""
+        """Records attempt number `attempt` as dispatched; False if another poll already moved it on."""
         return self._update_chunk(
             render_id,
             index,
-            "SET #status = :running, attempts = :attempt, framesDone = :zero, heartbeatAt = :now REMOVE #error",
+            "SET #status = :dispatched, attempts = :attempt, framesDone = :zero, dispatchedAt = :now "
+            "REMOVE #error, heartbeatAt",
             "attempts = :previous AND #status <> :done",
             {
-                ":running": ChunkStatus.running.value,
+                ":dispatched": ChunkStatus.dispatched.value,
                 ":attempt": attempt,
                 ":previous": attempt - 1,
                 ":zero": 0,
                 ":now": _iso(utcnow()),
                 ":done": ChunkStatus.done.value,
+            },
+        )
+
+    def claim_chunk(self, render_id: str, index: int, attempt: int) -> bool:
+        """A worker takes the attempt it was sent; False if that attempt was superseded meanwhile."""
+        return self._update_chunk(
+            render_id,
+            index,
+            "SET #status = :running, heartbeatAt = :now",
+            "attempts = :attempt AND #status = :dispatched",
+            {
+                ":running": ChunkStatus.running.value,
+                ":now": _iso(utcnow()),
+                ":attempt": attempt,
+                ":dispatched": ChunkStatus.dispatched.value,
             },
         )
 

@@ -25,6 +25,7 @@ class StepInput(BaseModel):
     renderId: str = Field(pattern=r"^[A-Za-z0-9-]{1,80}$")
     userId: str
     error: dict[str, Any] | None = None  # set by a Catch before MarkFailed
+    output: dict[str, Any] | None = None  # set by FinalizeRender for CompleteRender
 
 
 def task(step: Callable[[StepInput], dict[str, Any]]) -> Handler:
@@ -41,10 +42,12 @@ def task(step: Callable[[StepInput], dict[str, Any]]) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
-def _finalize(event: StepInput) -> dict[str, Any]:
-    result = steps().finalize_render(event.renderId)
+def _complete(event: StepInput) -> dict[str, Any]:
+    if event.output is None:
+        raise ValueError("CompleteRender needs $.output from FinalizeRender")
+    result = steps().complete_render(event.renderId, event.output)
     metrics.add_metric(name="RendersSucceeded", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="RenderedSeconds", unit=MetricUnit.Seconds, value=result["durationSeconds"])
+    metrics.add_metric(name="RenderedSeconds", unit=MetricUnit.Seconds, value=event.output["durationSeconds"])
     return result
 
 
@@ -56,7 +59,8 @@ def _mark_failed(event: StepInput) -> dict[str, Any]:
 acquire_slot = task(lambda event: steps().acquire_slot(event.renderId))
 start_render = task(lambda event: steps().start_render(event.renderId))
 poll_render = task(lambda event: steps().poll_render(event.renderId))
-finalize_render = task(_finalize)
+finalize_render = task(lambda event: steps().finalize_render(event.renderId))
+complete_render = task(_complete)
 mark_failed = task(_mark_failed)
 
 

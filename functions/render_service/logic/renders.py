@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from render_service import clients, storage
 from render_service.data.accounting import Accounting, Limits
@@ -142,7 +142,8 @@ def _submit(user_id: str, request: RenderRequest) -> api.RenderCreated:
             name=job.render_id,  # ops find a render in the console by its id
             input=json.dumps({"renderId": job.render_id, "userId": user_id}),
         )
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
+        # Timeouts included: an execution that did start after all finds no job and ends at once.
         logger.exception("start_execution failed; rolling back the admission", extra={"render_id": job.render_id})
         svc.accounting.rollback_admission(job)
         raise SubmissionFailed("the render could not be started; nothing was charged, please retry") from exc
@@ -205,7 +206,7 @@ def get(user_id: str, render_id: str) -> api.RenderView:
     job = svc.renders.get_owned(render_id, user_id)
     position = None
     if job.status == RenderStatus.queued and job.slot == SlotState.waiting:
-        position = svc.renders.waiting_before(job) + 1
+        position = len(svc.renders.waiting_before(job)) + 1
     return to_view(job, queue_position=position)
 
 
@@ -319,7 +320,9 @@ def quota(user_id: str) -> api.QuotaView:
 
 
 def create_upload(user_id: str, request: api.UploadRequest) -> api.UploadTicket:
-    settings = services().settings
+    svc = services()
+    settings = svc.settings
+    svc.accounting.count_upload(user_id, settings.upload_rate_limit)
     key = storage.input_key(user_id, uuid.uuid4().hex, request.filename)
     url, expires = storage.presign_put(
         clients.s3(), settings.bucket_name, key, request.contentType.value, request.sizeBytes, expires_in=900

@@ -77,7 +77,8 @@ class RenderJob(BaseModel):
     completed_at: datetime | None = None
     output: OutputObject | None = None
     error: RenderError | None = None
-    execution_arn: str | None = None
+    # Set by the workflow's first step: proof that this render's execution exists.
+    execution_seen: bool = False
 
     @property
     def subject(self) -> Subject | None:
@@ -90,7 +91,8 @@ class RenderJob(BaseModel):
 
 class ChunkStatus(StrEnum):
     pending = "pending"
-    running = "running"
+    dispatched = "dispatched"  # invoked; waiting for a worker to claim it
+    running = "running"  # claimed by a worker, which heartbeats
     done = "done"
     failed = "failed"
 
@@ -106,3 +108,4 @@ class Chunk(BaseModel):
     key: str | None = None
     error: str | None = None
     heartbeat_at: datetime | None = None
+    dispatched_at: datetime | None = None

@@ -38,6 +38,9 @@ class ChunkWorker:
         if job is None or job.status in TERMINAL or chunk is None or chunk.attempts != attempt:
             logger.info("chunk no longer wanted; skipping")
             return {"status": "skipped"}
+        if not self.renders.claim_chunk(render_id, index, attempt):
+            logger.info("chunk attempt superseded before it started; skipping")
+            return {"status": "skipped"}
         spec = engine.ChunkSpec.model_validate_json(chunk.spec)
         last_beat = 0.0
 

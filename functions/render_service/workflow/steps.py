@@ -1,7 +1,9 @@
 """The state machine's tasks. Each one reads the job by id, does one thing, and returns a small dict
 that the state machine keeps under `$.slot`, `$.progress` or `$.output` (see infra/constructs/workflow.py).
 
-Every step may be retried by Step Functions, so each is safe to run twice.
+Every step may be retried by Step Functions, so each is safe to run twice. The steps that run
+ffmpeg on user media (StartRender, FinalizeRender, and the chunk worker) only touch the render's
+own items; credits and slots are moved by the small steps (AcquireSlot, CompleteRender, MarkFailed).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
 
 from render_service import clients, errors, storage
 from render_service.data.accounting import Accounting
@@ -30,17 +34,22 @@ from render_service.models.jobs import (
     RenderStatus,
     SlotState,
 )
-from render_service.notify import DetailType, EventPublisher
+from render_service.notify import DetailType, EventPublisher, PublishFailed
 from render_service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
 
 logger = Logger(child=True)
+metrics = Metrics()
 
 MAX_CHUNK_ATTEMPTS = 3
 # Progress bands: preparing 0-5, chunks 5-90, joining 90-100.
 _RENDER_START, _RENDER_END = 5, 90
+# A waiting render whose workflow never ran its first step for this long never will: its
+# StartExecution failed and the rollback did not happen (the API timed out in between).
+GHOST_AFTER = timedelta(minutes=5)
+SUBMISSION_LOST = RenderError(code="SUBMISSION_LOST", message="the render's workflow never started; it was refunded")
 
 
 class Steps:
@@ -58,18 +67,36 @@ class Steps:
         job = self.renders.require(render_id)
         if job.status in TERMINAL:
             raise errors.RenderAlreadyFinished(f"render {render_id} is already {job.status}")
+        if not job.execution_seen:
+            self.renders.mark_execution_seen(render_id)
         acquired = job.slot == SlotState.held or (
             # First in, first out per user: an earlier waiting render goes first.
-            self.renders.waiting_before(job) == 0 and self.accounting.acquire_slot(job)
+            not self._earlier_waiting(job) and self.accounting.acquire_slot(job)
         )
         return {"acquired": acquired, "waitSeconds": self.settings.slot_wait_seconds}
+
+    def _earlier_waiting(self, job: RenderJob) -> list[RenderJob]:
+        """Earlier renders still waiting, after ending any ghost among them so it can't block the queue."""
+        waiting = []
+        now = datetime.now(UTC)
+        for earlier in self.renders.waiting_before(job):
+            if earlier.execution_seen or now - earlier.created_at < GHOST_AFTER:
+                waiting.append(earlier)
+                continue
+            try:
+                ended = self.accounting.finish(earlier.render_id, RenderStatus.failed, error=SUBMISSION_LOST)
+            except errors.RenderAlreadyFinished:
+                continue
+            logger.error("ended a render whose workflow never started", extra={"ghost": earlier.render_id})
+            self._announce(DetailType.failed, event_detail(ended, error=SUBMISSION_LOST.model_dump()))
+        return waiting
 
     # --- StartRender -----------------------------------------------------------------
 
     def start_render(self, render_id: str) -> dict[str, Any]:
         job = self.renders.start_rendering(render_id)
         if job.attempts == 1:
-            self.events.publish(DetailType.started, [event_detail(job)])
+            self._announce(DetailType.started, event_detail(job), best_effort=True)
         s3 = clients.s3()
         plan = engine.plan_render(
             render_id, job.request, s3=s3, bucket=self.settings.bucket_name, settings=self.settings
@@ -104,6 +131,22 @@ class Steps:
 
     # --- PollRender ------------------------------------------------------------------
 
+    def _dead(self, chunk: Chunk, now: datetime) -> str | None:
+        """Why a chunk needs dispatching again, or None while it is fine.
+
+        A dispatched chunk may sit in Lambda's async queue (or the local worker pool) for a
+        while before a worker claims it; only a claimed chunk is expected to heartbeat.
+        """
+        stall = timedelta(seconds=self.settings.chunk_stall_seconds)
+        unclaimed = timedelta(seconds=self.settings.chunk_dispatch_timeout_seconds)
+        if chunk.status == ChunkStatus.failed:
+            return chunk.error or "the chunk worker failed"
+        if chunk.status == ChunkStatus.running and chunk.heartbeat_at and now - chunk.heartbeat_at > stall:
+            return f"no progress for {self.settings.chunk_stall_seconds} s"
+        if chunk.status == ChunkStatus.dispatched and chunk.dispatched_at and now - chunk.dispatched_at > unclaimed:
+            return f"no worker picked it up within {self.settings.chunk_dispatch_timeout_seconds} s"
+        return None
+
     def poll_render(self, render_id: str) -> dict[str, Any]:
         job = self.renders.require(render_id)
         if job.status in TERMINAL:
@@ -111,16 +154,11 @@ class Steps:
         chunks = self.renders.list_chunks(render_id)
         if not chunks:
             raise errors.RenderNotReady(f"render {render_id} has no chunks yet")
-        stalled_before = datetime.now(UTC) - timedelta(seconds=self.settings.chunk_stall_seconds)
+        now = datetime.now(UTC)
         for chunk in chunks:
-            dead = chunk.status == ChunkStatus.failed or (
-                chunk.status == ChunkStatus.running
-                and chunk.heartbeat_at is not None
-                and chunk.heartbeat_at < stalled_before
-            )
-            if not dead:
+            reason = self._dead(chunk, now)
+            if reason is None:
                 continue
-            reason = chunk.error or f"no progress for {self.settings.chunk_stall_seconds} s"
             if chunk.attempts >= MAX_CHUNK_ATTEMPTS:
                 raise errors.ChunkFailed(f"chunk {chunk.index} failed {chunk.attempts} times; last: {reason}")
             logger.warning(
@@ -139,19 +177,12 @@ class Steps:
             "waitSeconds": self.settings.poll_interval_seconds,
         }
 
-    # --- FinalizeRender --------------------------------------------------------------
+    # --- FinalizeRender: join and upload (media only; the job is completed next) -----
 
     def finalize_render(self, render_id: str) -> dict[str, Any]:
         job = self.renders.require(render_id)
         if job.status == RenderStatus.complete and job.output:
-            # A retry after the job was completed (say the event could not be published): finish
-            # the announcement instead of failing a finished render. Events are at-least-once.
-            self._announce_success(job)
-            return {
-                "key": job.output.key,
-                "sizeBytes": job.output.size_bytes,
-                "durationSeconds": job.output.duration_seconds,
-            }
+            return _output_result(job.output)  # a retry after CompleteRender ran
         if job.status in TERMINAL:
             raise errors.RenderAlreadyFinished(f"render {render_id} is already {job.status}")
         chunks = self.renders.list_chunks(render_id)
@@ -171,11 +202,34 @@ class Steps:
             width=info.width,
             height=info.height,
         )
-        actual_cost = pricing.cost(job.request, info.duration_seconds, self.settings)
-        finished = self.accounting.finish(render_id, RenderStatus.complete, output=output, actual_cost=actual_cost)
+        logger.info("render joined", extra={"render_id": render_id, "bytes": info.size_bytes})
+        return _output_result(output)
+
+    # --- CompleteRender: the job, the settlement and the announcement ----------------
+
+    def complete_render(self, render_id: str, output: dict[str, Any]) -> dict[str, Any]:
+        result = OutputObject(
+            key=output["key"],
+            size_bytes=output["sizeBytes"],
+            duration_seconds=output["durationSeconds"],
+            width=output.get("width"),
+            height=output.get("height"),
+        )
+        job = self.renders.require(render_id)
+        if job.status == RenderStatus.complete:
+            finished = job  # a retry after the write: announce again rather than never
+        else:
+            actual_cost = pricing.cost(job.request, result.duration_seconds, self.settings)
+            try:
+                finished = self.accounting.finish(
+                    render_id, RenderStatus.complete, output=result, actual_cost=actual_cost
+                )
+            except errors.RenderAlreadyFinished:
+                # Cancelled while the join ran: the output belongs to no render, so remove it.
+                clients.s3().delete_object(Bucket=self.settings.bucket_name, Key=result.key)
+                raise
         self._announce_success(finished)
-        logger.info("render complete", extra={"render_id": render_id, "bytes": info.size_bytes})
-        return {"key": key, "sizeBytes": info.size_bytes, "durationSeconds": info.duration_seconds}
+        return {"status": finished.status.value}
 
     def _announce_success(self, job: RenderJob) -> None:
         assert job.output is not None
@@ -190,8 +244,17 @@ class Steps:
             "sizeBytes": job.output.size_bytes,
             "durationSeconds": job.output.duration_seconds,
         }
-        self.events.publish(DetailType.succeeded, [event_detail(job, output=output)])
+        self._announce(DetailType.succeeded, event_detail(job, output=output))
         storage.delete_prefix(s3, bucket, storage.work_prefix(job.render_id))
+
+    def _announce(self, detail_type: DetailType, detail: dict[str, Any], *, best_effort: bool = False) -> None:
+        try:
+            self.events.publish(detail_type, [detail])
+        except (PublishFailed, ClientError):
+            if not best_effort:
+                raise  # the task fails and Step Functions retries it (see the workflow's Retry)
+            logger.exception("could not announce", extra={"detail_type": detail_type.value})
+            metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=1)
 
     # --- MarkFailed ------------------------------------------------------------------
 
@@ -202,12 +265,14 @@ class Steps:
         except errors.RenderAlreadyFinished:
             current = self.renders.require(render_id)
             logger.info("render already ended", extra={"render_id": render_id, "status": current.status})
+            # A retried step whose first run failed after its write: announce again rather than
+            # never (events are at-least-once). Cancel announces its own ending.
             if current.status == RenderStatus.failed and current.error:
-                # A retried MarkFailed whose first run failed after the write: announce it again
-                # rather than never (events are at-least-once). Cancel announces its own ending.
-                self.events.publish(DetailType.failed, [event_detail(current, error=current.error.model_dump())])
+                self._announce(DetailType.failed, event_detail(current, error=current.error.model_dump()))
+            elif current.status == RenderStatus.complete and current.output:
+                self._announce_success(current)
             return {"status": current.status.value}
-        self.events.publish(DetailType.failed, [event_detail(finished, error=reason.model_dump())])
+        self._announce(DetailType.failed, event_detail(finished, error=reason.model_dump()))
         storage.delete_prefix(clients.s3(), self.settings.bucket_name, storage.work_prefix(render_id))
         logger.warning("render failed", extra={"render_id": render_id, "code": reason.code, "reason": reason.message})
         return {"status": finished.status.value}
@@ -227,9 +292,19 @@ class Steps:
             finished = self.accounting.finish(render_id, RenderStatus.failed, error=reason)
         except errors.RenderAlreadyFinished:
             return {"status": self.renders.require(render_id).status.value}
-        self.events.publish(DetailType.failed, [event_detail(finished, error=reason.model_dump())])
+        self._announce(DetailType.failed, event_detail(finished, error=reason.model_dump()))
         logger.error("render reconciled", extra={"render_id": render_id, "execution_status": execution_status})
         return {"status": finished.status.value}
+
+
+def _output_result(output: OutputObject) -> dict[str, Any]:
+    return {
+        "key": output.key,
+        "sizeBytes": output.size_bytes,
+        "durationSeconds": output.duration_seconds,
+        "width": output.width,
+        "height": output.height,
+    }
 
 
 _EXECUTION_ENDINGS = {

@@ -1,16 +1,18 @@
 """The SSRF guard: every vector is refused before a connection; redirects are checked hop by hop.
 
-No request leaves the machine: resolvers and openers are injected, and the one real TLS
-connection goes to a server on 127.0.0.1.
+No request leaves the machine: resolvers and openers are injected, and the real TLS
+connections go to servers on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from render_service import errors
+from render_service import errors, sources
 from render_service.sources import (
     HttpsTarget,
     check_s3_allowed,
@@ -57,6 +59,9 @@ class FakeResponse:
         data, self.body = self.body[: amt or len(self.body)], self.body[amt or len(self.body) :]
         return data
 
+    def read1(self, n: int = -1) -> bytes:
+        return self.read(n if n > 0 else None)
+
     def close(self) -> None:
         pass
 
@@ -68,12 +73,12 @@ class FakeOpener:
     routes: dict[str, FakeResponse]
     calls: list[tuple[str, str]] = field(default_factory=list)
 
-    def __call__(self, target: HttpsTarget, address: str) -> FakeResponse:
+    def __call__(self, target: HttpsTarget, address: str, deadline: float) -> FakeResponse:
         self.calls.append((target.url, address))
         return self.routes[target.url]
 
 
-def refuse_any_connection(target: HttpsTarget, address: str) -> FakeResponse:
+def refuse_any_connection(target: HttpsTarget, address: str, deadline: float) -> FakeResponse:
     raise AssertionError(f"connected to {target.url} at {address}")
 
 
@@ -323,7 +328,7 @@ def test_pinned_connection_goes_to_the_vetted_ip_with_the_name_in_sni_and_host(
     ctx = ssl.create_default_context(cafile=str(tls_files[0]))
     # "media.example" does not resolve anywhere; only the pinned address can reach the server.
     target = HttpsTarget(url="https://media.example/a.mp4", host="media.example", port=port, path="/a.mp4")
-    response = pinned_opener(ctx)(target, "127.0.0.1")
+    response = pinned_opener(ctx)(target, "127.0.0.1", time.monotonic() + 30)
 
     assert response.status == 200
     assert response.read() == b"ok"
@@ -338,4 +343,112 @@ def test_pinned_connection_still_verifies_the_certificate(
     ctx = ssl.create_default_context(cafile=str(tls_files[0]))
     target = HttpsTarget(url="https://evil.example/", host="evil.example", port=port, path="/")
     with pytest.raises(ssl.SSLCertVerificationError):
-        pinned_opener(ctx)(target, "127.0.0.1")
+        pinned_opener(ctx)(target, "127.0.0.1", time.monotonic() + 30)
+
+
+# --- the total deadline, against servers on 127.0.0.1 that stall or drip ----------------
+
+DRIP_INTERVAL = 0.2
+
+
+def _stall(
+    tls_ctx: ssl.SSLContext, conn: socket.socket, behaviour: str, stop: threading.Event, sent: list[int]
+) -> None:
+    """'silent': accept TCP, never answer the handshake; 'headers'/'body': drip one byte per interval."""
+    if behaviour == "silent":
+        stop.wait(10)
+        return
+    with tls_ctx.wrap_socket(conn, server_side=True) as tls:
+        tls.recv(4096)
+        if behaviour == "headers":
+            tls.sendall(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+        else:
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n")
+        while not stop.wait(DRIP_INTERVAL):
+            tls.sendall(b"a")
+            sent[0] += 1
+
+
+@pytest.fixture
+def stalling_server(tls_files: tuple[Path, Path]) -> Iterator[Callable[[str], tuple[int, list[int]]]]:
+    """Starts a one-connection server with the given behaviour; returns its port and a sent-byte counter."""
+    tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_ctx.load_cert_chain(*tls_files)
+    stop = threading.Event()
+    started: list[tuple[socket.socket, threading.Thread]] = []
+
+    def start(behaviour: str) -> tuple[int, list[int]]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        sent = [0]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            conn.settimeout(10)
+            try:
+                _stall(tls_ctx, conn, behaviour, stop, sent)
+            except OSError:
+                pass  # the client gave up and closed the connection: what the tests expect
+            finally:
+                conn.close()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        started.append((listener, thread))
+        return listener.getsockname()[1], sent
+
+    yield start
+    stop.set()
+    for listener, thread in started:
+        thread.join(timeout=5)
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "read_timeout"),
+    [
+        ("silent", 30.0),  # only the deadline can cut the handshake short of the 30 s read timeout
+        ("headers", 0.5),  # every byte comes within the read timeout: only the deadline ends it
+        ("body", 0.5),
+    ],
+)
+def test_a_stalling_or_dripping_server_cannot_outlast_the_total_deadline(
+    behaviour: str,
+    read_timeout: float,
+    stalling_server: Callable[[str], tuple[int, list[int]]],
+    tls_files: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sources, "TOTAL_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(sources, "READ_TIMEOUT_SECONDS", read_timeout)
+    port, sent = stalling_server(behaviour)
+    real = pinned_opener(ssl.create_default_context(cafile=str(tls_files[0])))
+
+    def to_loopback(target: HttpsTarget, address: str, deadline: float) -> Any:
+        # The real pinned connection, sent to the local server instead of the vetted public address.
+        assert address == PUBLIC_IP
+        return real(dataclasses.replace(target, port=port), "127.0.0.1", deadline)
+
+    started = time.monotonic()
+    with pytest.raises(errors.SourceUnavailable, match=r"^scenes\[3\]\.src: media\.example did not finish within 1 s$"):
+        fetch_https(
+            "https://media.example/clip.mp4",
+            tmp_path / "x",
+            max_bytes=1 << 30,
+            where="scenes[3].src",
+            resolver=public_resolver,
+            opener=to_loopback,
+        )
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 5  # generous; without the deadline the drip would run for days
+    if behaviour != "silent":
+        assert sent[0] >= 2  # bytes kept arriving faster than the read timeout
+
+
+def test_the_total_budget_ends_well_before_the_start_render_lambda_timeout() -> None:
+    start_render_timeout = 5 * 60  # infra/constructs/functions.py
+    budget = sources.TOTAL_TIMEOUT_SECONDS
+    # A slow source must fail as SOURCE_UNAVAILABLE, with time left to report it, not as a sandbox timeout.
+    assert budget <= start_render_timeout - 60
+    assert budget > sources.READ_TIMEOUT_SECONDS
