@@ -209,7 +209,7 @@ class RenderFunctions(Construct):
                 timeout=Duration.minutes(15),
                 ffmpeg=True,
                 environment=sources,
-                read=(INPUTS, WORK),
+                read=(WORK,),  # StartRender stages every source into work/<id>/sources/
                 put=(WORK,),
                 put_events=False,
                 render_item_actions=("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"),
@@ -279,7 +279,7 @@ class RenderFunctions(Construct):
                 timeout=Duration.minutes(15),
                 ffmpeg=True,
                 environment={**workflow, **sources},
-                read=(INPUTS, WORK),  # sources (soundtrack), chunks and plan.json
+                read=(WORK,),  # staged sources (soundtrack), chunks and plan.json
                 put=(RENDERS,),
                 put_events=False,  # CompleteRender announces
                 render_item_actions=("dynamodb:GetItem", "dynamodb:Query"),  # CompleteRender writes the job

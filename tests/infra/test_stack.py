@@ -313,10 +313,10 @@ def test_bucket_access_is_scoped_to_key_prefixes(template: Template) -> None:
     functions = functions_by_name(template)
     expected = {
         "Api": {"renders/*": {"read", "delete"}, "inputs/*": {"put"}},
-        "ChunkWorker": {"inputs/*": {"read"}, "work/*": {"read", "put"}},
+        "ChunkWorker": {"work/*": {"read", "put"}},
         "StartRender": {"inputs/*": {"read"}, "work/*": {"read", "put"}},
         "PollRender": {},
-        "FinalizeRender": {"inputs/*": {"read"}, "work/*": {"read"}, "renders/*": {"put"}},
+        "FinalizeRender": {"work/*": {"read"}, "renders/*": {"put"}},
         "CompleteRender": {"renders/*": {"read", "delete"}, "work/*": {"delete"}},
         "MarkFailed": {"work/*": {"delete"}, "renders/*": {"read"}},
         "AcquireSlot": {},

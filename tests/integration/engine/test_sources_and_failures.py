@@ -136,3 +136,18 @@ def test_portrait_output_with_contain_letterboxes(render: Any, media: Any, uploa
     mean = media_check.frame_rgb(result.path, 12)
     assert 40 < mean[0] < 110
     assert media_check.frame_spread(result.path, 12) > 200
+
+
+def test_uploads_are_copied_next_to_the_render_so_workers_never_read_inputs(
+    s3: Any, settings: Any, media: Any, upload: Any
+) -> None:
+    src = upload(media.clip("red"), key="inputs/alice/u1/intro.mp4", bucket=settings.bucket_name)
+    plan = _plan(s3, settings, _request({"type": "clip", "src": src}))
+
+    refs = [ref for chunk in plan.chunks for ref in chunk.sources]
+    assert refs
+    assert all(ref.bucket == settings.bucket_name and ref.key.startswith("work/r-src/sources/") for ref in refs)
+    assert set(plan.staged_keys) >= {ref.key for ref in refs}
+    # Replacing the upload after planning changes nothing: the render uses the copy it probed.
+    upload(media.clip("blue", color="blue"), key="inputs/alice/u1/intro.mp4", bucket=settings.bucket_name)
+    render_chunk(plan.chunks[0], s3=s3, bucket=settings.bucket_name, settings=settings, on_progress=lambda _: None)

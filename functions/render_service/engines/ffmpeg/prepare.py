@@ -4,7 +4,9 @@ Each distinct source is downloaded once, probed, scanned (clips) and deleted
 before the next, so the planner's disk holds one source at a time. https sources
 are staged into the service bucket (`work/<renderId>/sources/<n><ext>`) so that
 chunk workers, in other Lambda containers, read them from S3 and never fetch
-the internet again. Nothing is written to DynamoDB.
+the internet again; uploads in the service bucket are copied there too, so the
+ffmpeg functions never need access to other users' inputs. Nothing is written
+to DynamoDB.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
 
 from render_service import errors, sources
 from render_service.engines.ffmpeg import commands
@@ -121,6 +125,29 @@ def _fetch(
         )
     loc = sources.check_s3_allowed(src, settings.source_buckets, where=where)
     got = sources.fetch_s3(s3, loc.bucket, loc.key, local, max_bytes=MAX_SOURCE_BYTES, where=where)
+    if loc.bucket == bucket:
+        # Uploads are copied (server-side, pinned to the version just probed) next to the render,
+        # so the functions that run ffmpeg need read access to work/<id>/ only, never to every
+        # user's inputs/.
+        key = staged_key(render_id, n, local.suffix)
+        try:
+            copied = s3.copy_object(
+                Bucket=bucket,
+                Key=key,
+                CopySource={"Bucket": loc.bucket, "Key": loc.key},
+                CopySourceIfMatch=got.etag or "*",
+            )
+        except ClientError as exc:
+            raise errors.SourceUnavailable(f"{where}: changed or disappeared while the render started") from exc
+        return SourceRef(
+            bucket=bucket,
+            key=key,
+            etag=copied["CopyObjectResult"].get("ETag"),
+            size_bytes=got.size_bytes,
+            ext=local.suffix,
+            demuxer="",
+            has_audio=False,
+        )
     return SourceRef(
         bucket=loc.bucket,
         key=loc.key,
