@@ -366,10 +366,15 @@ def fetch_https(
     resolver: Resolver = socket.getaddrinfo,
     opener: Opener | None = None,
     max_redirects: int = MAX_REDIRECTS,
+    deadline: float | None = None,
 ) -> Fetched:
-    """Download a public https URL to `dest` under the SSRF rules above."""
+    """Download a public https URL to `dest` under the SSRF rules above.
+
+    `deadline` (a `time.monotonic()` value) shortens the budget when the caller has several
+    sources to fetch within one Lambda invocation.
+    """
     open_ = opener or pinned_opener()
-    deadline = time.monotonic() + TOTAL_TIMEOUT_SECONDS
+    deadline = min(deadline or float("inf"), time.monotonic() + TOTAL_TIMEOUT_SECONDS)
     for _hop in range(max_redirects + 1):
         target = check_https_url(url, where=where)
         if time.monotonic() >= deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def test_https_sources_are_fetched_once_and_staged_for_the_workers(
     fetched: list[str] = []
     original = media.clip("lime", color="lime")
 
-    def fake_fetch(url: str, dest: Path, *, max_bytes: int, where: str) -> Fetched:
+    def fake_fetch(url: str, dest: Path, *, max_bytes: int, where: str, deadline: float) -> Fetched:
         fetched.append(url)
         shutil.copyfile(original, dest)
         return Fetched(size_bytes=dest.stat().st_size)
@@ -151,3 +152,25 @@ def test_uploads_are_copied_next_to_the_render_so_workers_never_read_inputs(
     # Replacing the upload after planning changes nothing: the render uses the copy it probed.
     upload(media.clip("blue", color="blue"), key="inputs/alice/u1/intro.mp4", bucket=settings.bucket_name)
     render_chunk(plan.chunks[0], s3=s3, bucket=settings.bucket_name, settings=settings, on_progress=lambda _: None)
+
+
+def test_every_https_source_of_a_render_shares_one_deadline(s3: Any, settings: Any, media: Any) -> None:
+    from render_service.engines.ffmpeg.prepare import SOURCES_BUDGET_SECONDS
+
+    deadlines: list[float] = []
+    original = media.clip("lime", color="lime")
+
+    def fake_fetch(url: str, dest: Path, *, max_bytes: int, where: str, deadline: float) -> Fetched:
+        deadlines.append(deadline)
+        shutil.copyfile(original, dest)
+        return Fetched(size_bytes=dest.stat().st_size)
+
+    before = time.monotonic()
+    request = _request(
+        {"type": "clip", "src": "https://a.example/1.mp4"}, {"type": "clip", "src": "https://b.example/2.mp4"}
+    )
+    _plan(s3, settings, request, fetch_https=fake_fetch)
+
+    assert len(deadlines) == 2
+    assert deadlines[0] == deadlines[1]
+    assert before < deadlines[0] <= time.monotonic() + SOURCES_BUDGET_SECONDS

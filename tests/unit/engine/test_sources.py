@@ -452,3 +452,17 @@ def test_the_total_budget_ends_well_before_the_start_render_lambda_timeout() -> 
     # A slow source must fail as SOURCE_UNAVAILABLE, with time left to report it, not as a sandbox timeout.
     assert budget <= start_render_timeout - 60
     assert budget > sources.READ_TIMEOUT_SECONDS
+
+
+def test_a_caller_deadline_shortens_the_budget(tmp_path: Path) -> None:
+    # The render-wide budget (several sources in one StartRender) is already spent: no connection is made.
+    with pytest.raises(errors.SourceUnavailable, match=r"^scenes\[1\]\.src: media\.example did not finish"):
+        sources.fetch_https(
+            "https://media.example/a.mp4",
+            tmp_path / "a.mp4",
+            max_bytes=1000,
+            where="scenes[1].src",
+            resolver=public_resolver,
+            opener=refuse_any_connection,
+            deadline=time.monotonic() - 1,
+        )

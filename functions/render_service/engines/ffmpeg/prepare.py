@@ -12,6 +12,7 @@ to DynamoDB.
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,10 @@ from render_service.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+SOURCES_BUDGET_SECONDS = 210.0
+"""All https downloads of one render together: StartRender has 5 minutes, and needs the rest to
+probe, stage and plan. A render whose sources are this slow fails as SOURCE_UNAVAILABLE."""
 
 MAX_SOURCE_BYTES = 1 << 30
 """Per source. Lambda's /tmp is 512 MB by default and up to 10 GB; the function is sized for this."""
@@ -67,6 +72,7 @@ def plan_render(
     for use in uses:
         if not use.src.startswith("https://"):
             sources.check_s3_allowed(use.src, settings.source_buckets, where=use.where)
+    deadline = time.monotonic() + SOURCES_BUDGET_SECONDS
     root = settings.work_dir / render_id / f"plan-{uuid.uuid4().hex[:8]}"
     infos: dict[str, SourceInfo] = {}
     staged: list[str] = []
@@ -77,7 +83,10 @@ def plan_render(
             kinds = {u.kind for u in uses if u.src == src}
             where = next(u.where for u in uses if u.src == src)
             local = root / f"src-{n}{_suffix(src)}"
-            ref = _fetch(render_id, n, src, local, where, s3=s3, bucket=bucket, settings=settings, fetch=fetch_https)
+            ref = _fetch(
+                render_id, n, src, local, where, s3=s3, bucket=bucket, settings=settings, fetch=fetch_https,
+                deadline=deadline,
+            )  # fmt: skip
             if ref.key.startswith(f"work/{render_id}/"):
                 staged.append(ref.key)
             infos[src] = _inspect(local, ref, kinds, where, settings)
@@ -114,9 +123,10 @@ def _fetch(
     bucket: str,
     settings: Settings,
     fetch: sources.HttpsFetcher | None,
+    deadline: float,
 ) -> SourceRef:
     if src.startswith("https://"):
-        got = (fetch or sources.fetch_https)(src, local, max_bytes=MAX_SOURCE_BYTES, where=where)
+        got = (fetch or sources.fetch_https)(src, local, max_bytes=MAX_SOURCE_BYTES, where=where, deadline=deadline)
         key = staged_key(render_id, n, local.suffix)
         s3.upload_file(str(local), bucket, key)
         etag = s3.head_object(Bucket=bucket, Key=key).get("ETag")
