@@ -307,7 +307,7 @@ class RenderFunctions(Construct):
                 # ListBucket, to clear work/<id>/; a retry after CompleteRender's write announces success
                 # again, with a presigned GET of the output (signed by this role).
                 read=(RENDERS,),
-                delete=(WORK,),
+                delete=(WORK, RENDERS),  # work/<id>/, and an output joined before a later step failed
             ),
         )
         self.reconcile = self._add(
@@ -317,7 +317,27 @@ class RenderFunctions(Construct):
                 handler=f"{handlers}.workflow.reconcile",
                 description="Ends renders whose execution ended outside the workflow (timed out, aborted)",
                 environment=workflow,
+                # A cancel stops the execution, not a running FinalizeRender: its upload is removed here.
+                delete=(RENDERS,),
             ),
+        )
+        self.sweep_lost_renders = self._add(
+            builder,
+            "SweepLostRenders",
+            FunctionSpec(
+                handler=f"{handlers}.workflow.sweep_lost_renders",
+                description="Scheduled: ends renders admitted whose workflow never started (lost StartExecution)",
+                environment=workflow,
+                timeout=Duration.minutes(2),
+            ),
+        )
+        # Every 5 minutes; AcquireSlot sweeps earlier too, but only when the same user renders again.
+        events.Rule(
+            self,
+            "SweepSchedule",
+            description="Ends lost render submissions (see SweepLostRenders)",
+            schedule=events.Schedule.rate(Duration.minutes(5)),
+            targets=[targets.LambdaFunction(self.sweep_lost_renders, retry_attempts=2)],
         )
         for caller in (self.start_render, self.poll_render):
             self.chunk_worker.grant_invoke(caller)
@@ -339,6 +359,7 @@ class RenderFunctions(Construct):
             "MarkFailed": self.mark_failed,
             "ChunkWorker": self.chunk_worker,
             "Reconcile": self.reconcile,
+            "SweepLostRenders": self.sweep_lost_renders,
         }
 
     def connect_workflow(self, state_machine: sfn.StateMachine) -> None:

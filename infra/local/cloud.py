@@ -233,6 +233,7 @@ class LocalCloud:
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self.status_rules: list[tuple[frozenset[str], list[str]]] = []  # (statuses, target function names)
+        self.scheduled_rules: list[tuple[float, list[str]]] = []  # (period in seconds, target function names)
 
     # The stack's outputs, under the names the template gave them.
     table_name = bucket_name = event_bus_name = state_machine_arn = events_queue_url = ""
@@ -266,7 +267,8 @@ class LocalCloud:
             timeout=10,
         ).raise_for_status()
         self._deploy()
-        if self.status_rules:
+        self._stopping.clear()
+        if self.status_rules or self.scheduled_rules:
             self._watcher = threading.Thread(target=self._watch_executions, name="sfn-status-events", daemon=True)
             self._watcher.start()
         from render_service import clients
@@ -372,6 +374,7 @@ class LocalCloud:
         self.environment = environment
         os.environ.update(environment)
         self.status_rules = self._execution_status_rules()
+        self.scheduled_rules = self._scheduled_rules()
         self.table_name = environment["TABLE_NAME"]
         self.bucket_name = environment["BUCKET_NAME"]
         self.event_bus_name = environment["EVENT_BUS_NAME"]
@@ -389,12 +392,32 @@ class LocalCloud:
             rules.append((statuses, targets))
         return rules
 
+    def _scheduled_rules(self) -> list[tuple[float, list[str]]]:
+        """The template's `rate(...)` rules, as (period in seconds, target functions)."""
+        units = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+        rules = []
+        for _, props in self.template.of_type("AWS::Events::Rule"):
+            expression = props.get("ScheduleExpression", "")
+            if not expression.startswith("rate("):
+                continue
+            amount, unit = expression[5:-1].split()
+            targets = [self.template.resolve(target["Arn"]).rsplit(":", 1)[-1] for target in props.get("Targets", [])]
+            rules.append((float(amount) * units[unit.rstrip("s")], targets))
+        return rules
+
     def _watch_executions(self) -> None:
-        """Stands in for EventBridge's "Step Functions Execution Status Change" events and the
-        rules on them, which moto does not emit or deliver to Lambda."""
+        """Stands in for EventBridge where moto falls short: it emits no "Step Functions Execution
+        Status Change" events, delivers no events to Lambda targets and runs no schedules."""
         sfn, lam = self.client("stepfunctions"), self.client("lambda")
         announced: set[str] = set()
+        due = [time.monotonic() + period for period, _ in self.scheduled_rules]
         while not self._stopping.wait(1.0):
+            for i, (period, targets) in enumerate(self.scheduled_rules):
+                if time.monotonic() >= due[i]:
+                    due[i] += period
+                    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+                    for target in targets:
+                        lam.invoke(FunctionName=target, InvocationType="Event", Payload=json.dumps(scheduled).encode())
             try:
                 executions = [
                     e

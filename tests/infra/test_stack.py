@@ -22,6 +22,7 @@ HANDLERS = {
     "MarkFailed": "render_service.handlers.workflow.mark_failed",
     "ChunkWorker": "render_service.handlers.chunk_worker.handler",
     "Reconcile": "render_service.handlers.workflow.reconcile",
+    "SweepLostRenders": "render_service.handlers.workflow.sweep_lost_renders",
 }
 FFMPEG_FUNCTIONS = {"StartRender", "FinalizeRender", "ChunkWorker"}
 WORKFLOW_FUNCTIONS = {
@@ -32,8 +33,9 @@ WORKFLOW_FUNCTIONS = {
     "CompleteRender",
     "MarkFailed",
     "Reconcile",
+    "SweepLostRenders",
 }
-TASK_FUNCTIONS = WORKFLOW_FUNCTIONS - {"Reconcile"}
+TASK_FUNCTIONS = WORKFLOW_FUNCTIONS - {"Reconcile", "SweepLostRenders"}
 # The functions that run ffmpeg on untrusted media: only these DynamoDB actions, only on job and chunk items.
 RENDER_ITEM_ACTIONS = {
     "ChunkWorker": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
@@ -318,7 +320,8 @@ def test_bucket_access_is_scoped_to_key_prefixes(template: Template) -> None:
         "PollRender": {},
         "FinalizeRender": {"work/*": {"read"}, "renders/*": {"put"}},
         "CompleteRender": {"renders/*": {"read", "delete"}, "work/*": {"delete"}},
-        "MarkFailed": {"work/*": {"delete"}, "renders/*": {"read"}},
+        "MarkFailed": {"work/*": {"delete"}, "renders/*": {"read", "delete"}},
+        "Reconcile": {"renders/*": {"delete"}},
         "AcquireSlot": {},
     }
     for name, patterns in expected.items():
@@ -787,3 +790,12 @@ def test_executions_ending_outside_the_workflow_reach_reconcile(template: Templa
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [reconcile_id, "Arn"]}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 8
+
+
+def test_lost_submissions_are_swept_on_a_schedule(template: Template) -> None:
+    sweep_id, _ = functions_by_name(template)["SweepLostRenders"]
+    rules = template.find_resources("AWS::Events::Rule", {"Properties": {"ScheduleExpression": "rate(5 minutes)"}})
+    assert len(rules) == 1
+    (rule,) = rules.values()
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [sweep_id, "Arn"]}

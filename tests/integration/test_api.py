@@ -448,3 +448,24 @@ def test_upload_tickets_are_rate_limited_per_user(call: Call, monkeypatch: pytes
     assert (status, payload["error"]["code"]) == (429, "RATE_LIMITED")
     assert int(headers["Retry-After"]) > 0
     assert call("POST", "/uploads", ticket, user="bob")[0] == 200
+
+
+def test_a_lost_start_reply_for_a_render_that_is_running_is_still_a_202(
+    call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ReadTimeoutError
+
+    from render_service import clients
+    from render_service.logic.renders import services
+
+    def lost_reply(*, name: str, **_: Any) -> None:
+        """StartExecution that starts the workflow (which takes its slot) but whose reply never arrives."""
+        svc = services()
+        svc.accounting.acquire_slot(svc.renders.require(name))
+        raise ReadTimeoutError(endpoint_url="https://states")
+
+    monkeypatch.setattr(clients.sfn(), "start_execution", lost_reply)
+    status, created, _ = call("POST", "/renders", body())
+    assert status == 202, created
+    quota = call("GET", "/quota")[1]
+    assert (quota["active"]["count"], quota["credits"]["balance"]) == (1, 99)

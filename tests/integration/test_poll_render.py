@@ -135,8 +135,9 @@ def test_a_dispatched_chunk_waits_for_a_worker_before_it_counts_as_lost(
 def test_a_worker_claims_only_the_attempt_it_was_sent(aws: Any, steps: tuple[Steps, RecordingLambda]) -> None:
     step, _ = steps
     render_id = rendering_job(step, chunks=1)
-    assert step.renders.dispatch_chunk(render_id, 0, attempt=1)
-    assert step.renders.dispatch_chunk(render_id, 0, attempt=2)  # superseded before any worker started
+    assert step.renders.dispatch_chunk(render_id, 0, attempt=1, seen=ChunkStatus.pending)
+    # superseded before any worker started
+    assert step.renders.dispatch_chunk(render_id, 0, attempt=2, seen=ChunkStatus.dispatched)
     assert not step.renders.claim_chunk(render_id, 0, attempt=1)
     assert step.renders.claim_chunk(render_id, 0, attempt=2)
     assert not step.renders.claim_chunk(render_id, 0, attempt=2)  # a duplicate delivery

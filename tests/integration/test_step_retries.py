@@ -84,3 +84,20 @@ def test_mark_failed_after_a_cancel_leaves_the_cancel_alone(aws: Any) -> None:
     assert steps.mark_failed(render_id, {"Error": "States.ALL"}) == {"status": "cancelled"}
     assert aws.received_events() == []
     assert steps.accounting.balance("alice") == 100
+
+
+def test_only_outputs_of_renders_that_did_not_complete_are_discarded(aws: Any) -> None:
+    steps = Steps(get_settings())
+    done, cancelled = _rendering(steps), _rendering(steps)
+    for render_id in (done, cancelled):
+        aws.s3.put_object(Bucket="renders-test-bucket", Key=f"renders/alice/{render_id}.mp4", Body=b"mp4")
+    output = OutputObject(key=f"renders/alice/{done}.mp4", size_bytes=3, duration_seconds=1.0)
+    steps.accounting.finish(done, RenderStatus.complete, output=output, actual_cost=1)
+    steps.accounting.finish(cancelled, RenderStatus.cancelled, error=RenderError(code="CANCELLED", message="x"))
+
+    # What Reconcile does when the cancelled render's execution reports ABORTED.
+    assert steps.reconcile(done, "SUCCEEDED") == {"status": "complete"}
+    assert steps.reconcile(cancelled, "ABORTED") == {"status": "cancelled"}
+
+    keys = [o["Key"] for o in aws.s3.list_objects_v2(Bucket="renders-test-bucket", Prefix="renders/")["Contents"]]
+    assert keys == [f"renders/alice/{done}.mp4"]

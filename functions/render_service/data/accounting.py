@@ -178,8 +178,12 @@ class Accounting:
                 details={"limit": limit},
             ) from None
 
-    def rollback_admission(self, job: RenderJob) -> None:
-        """Undoes `admit` when the workflow could not be started: no charge, no ghost job."""
+    def rollback_admission(self, job: RenderJob) -> bool:
+        """Undoes `admit` when the workflow could not be started: no charge, no ghost job.
+
+        False when there is nothing to undo because the render has moved on: its execution did
+        start (the StartExecution reply was what got lost) and already took a slot.
+        """
         start, _ = self._window_of(job)
         ops: list[dict[str, Any]] = [
             {
@@ -212,7 +216,13 @@ class Accounting:
         ]
         if job.cost > 0:
             ops += self._credit_ops(job.user_id, job.cost, job.render_id, "rollback")
-        self._transact(ops)
+        try:
+            self._transact(ops)
+        except _Cancelled as cancelled:
+            if cancelled.codes[0] == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
 
     def _window_of(self, job: RenderJob) -> tuple[int, int]:
         created = int(job.created_at.timestamp())
@@ -329,11 +339,14 @@ class Accounting:
         error: RenderError | None = None,
         output: OutputObject | None = None,
         actual_cost: int | None = None,
+        only_if_unseen: bool = False,
     ) -> RenderJob:
         """Moves an active render to `to`, releases its slot and refunds, all in one transaction.
 
         Failed and cancelled renders are refunded in full; a complete one is refunded what was
         reserved beyond `actual_cost`. Raises RenderAlreadyFinished if another path got there first.
+        `only_if_unseen` is for lost submissions: it raises ExecutionSeen, and changes nothing, if
+        the render's workflow has shown up meanwhile (decided in the same transaction).
         """
         assert to in TERMINAL
         renders = RenderRepository(self._db, self._table)
@@ -341,6 +354,8 @@ class Accounting:
             job = renders.require(render_id)
             if job.status in TERMINAL:
                 raise RenderAlreadyFinished(f"render {render_id} is already {job.status}")
+            if only_if_unseen and job.execution_seen:
+                raise ExecutionSeen(f"render {render_id} has a live workflow")
             refund = job.cost if to != RenderStatus.complete else max(0, job.cost - (actual_cost or job.cost))
             now = _iso(utcnow()) or ""
             values: dict[str, Any] = {
@@ -352,6 +367,7 @@ class Accounting:
                 ":queued": _s(RenderStatus.queued),
                 ":rendering": _s(RenderStatus.rendering),
                 ":refunded": {"BOOL": refund > 0},
+                **({":false": {"BOOL": False}} if only_if_unseen else {}),
             }
             sets = [
                 "#status = :to",
@@ -379,7 +395,8 @@ class Accounting:
                         "TableName": self._table,
                         "Key": it.key(it.render_pk(render_id), it.RENDER_SK),
                         "UpdateExpression": f"SET {', '.join(sets)} REMOVE GSI3PK, GSI3SK",
-                        "ConditionExpression": "#status IN (:queued, :rendering) AND #slot = :seen",
+                        "ConditionExpression": "#status IN (:queued, :rendering) AND #slot = :seen"
+                        + (" AND executionSeen = :false" if only_if_unseen else ""),
                         "ExpressionAttributeNames": {
                             "#status": "status",
                             "#phase": "phase",
@@ -459,6 +476,10 @@ class Accounting:
                     delay = min(delay * 2, 1.0)
                     continue
                 raise _Cancelled(codes or _parse_codes(str(exc))) from exc
+
+
+class ExecutionSeen(Exception):
+    """A render taken for a lost submission turned out to have a live workflow."""
 
 
 class _Cancelled(Exception):

@@ -89,7 +89,8 @@ def item_to_job(raw: dict[str, Any]) -> RenderJob:
         completed_at=item.get("completedAt"),
         output=OutputObject.model_validate(item["output"]) if item.get("output") else None,
         error=RenderError.model_validate(item["error"]) if item.get("error") else None,
-        execution_seen=item.get("executionSeen", False),
+        # Items always carry the flag; one without it predates the flag and had a workflow.
+        execution_seen=item.get("executionSeen", True),
     )
 
 
@@ -258,6 +259,29 @@ class RenderRepository:
                 return [j for j in earlier if j.render_id != job.render_id]
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def unseen_active_before(self, cutoff: datetime) -> list[RenderJob]:
+        """Queued renders created before `cutoff` whose workflow never ran a step (GSI3, the active index)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "GSI3",
+            "KeyConditionExpression": "GSI3PK = :active AND GSI3SK < :cutoff",
+            "FilterExpression": "executionSeen = :false AND #status = :queued",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":active": {"S": it.ACTIVE_PARTITION},
+                ":cutoff": {"S": cutoff.isoformat(timespec="milliseconds")},
+                ":false": {"BOOL": False},
+                ":queued": {"S": RenderStatus.queued},
+            },
+        }
+        found: list[RenderJob] = []
+        while True:
+            response = self._db.query(**kwargs)
+            found += [item_to_job(raw) for raw in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                return found
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def mark_execution_seen(self, render_id: str) -> None:
         self._db.update_item(
             TableName=self._table,
@@ -341,21 +365,22 @@ class RenderRepository:
             return False
         return True
 
-    def dispatch_chunk(self, render_id: str, index: int, attempt: int) -> bool:
-        """Records attempt number `attempt` as dispatched; False if another poll already moved it on."""
+    def dispatch_chunk(self, render_id: str, index: int, attempt: int, seen: ChunkStatus) -> bool:
+        """Records attempt number `attempt` as dispatched, if the chunk is still as the caller saw it;
+        False if another poll or a worker moved it on meanwhile."""
         return self._update_chunk(
             render_id,
             index,
             "SET #status = :dispatched, attempts = :attempt, framesDone = :zero, dispatchedAt = :now "
             "REMOVE #error, heartbeatAt",
-            "attempts = :previous AND #status <> :done",
+            "attempts = :previous AND #status = :seen",
             {
                 ":dispatched": ChunkStatus.dispatched.value,
                 ":attempt": attempt,
                 ":previous": attempt - 1,
                 ":zero": 0,
                 ":now": _iso(utcnow()),
-                ":done": ChunkStatus.done.value,
+                ":seen": seen.value,
             },
         )
 

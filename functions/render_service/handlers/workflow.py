@@ -81,3 +81,10 @@ def reconcile(event: ExecutionStatusChange, context: LambdaContext) -> dict[str,
     """EventBridge rule target for executions that end FAILED, TIMED_OUT or ABORTED."""
     logger.append_keys(render_id=event.detail.name)
     return steps().reconcile(event.detail.name, event.detail.status)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def sweep_lost_renders(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Scheduled (EventBridge rate rule): ends renders whose workflow never started."""
+    return steps().sweep_lost_submissions()

@@ -143,10 +143,12 @@ def _submit(user_id: str, request: RenderRequest) -> api.RenderCreated:
             input=json.dumps({"renderId": job.render_id, "userId": user_id}),
         )
     except (ClientError, BotoCoreError) as exc:
-        # Timeouts included: an execution that did start after all finds no job and ends at once.
         logger.exception("start_execution failed; rolling back the admission", extra={"render_id": job.render_id})
-        svc.accounting.rollback_admission(job)
-        raise SubmissionFailed("the render could not be started; nothing was charged, please retry") from exc
+        if svc.accounting.rollback_admission(job):
+            # An execution that did start after all (a lost reply) finds no job and ends at once.
+            raise SubmissionFailed("the render could not be started; nothing was charged, please retry") from exc
+        # The reply was lost but the execution runs and already took its slot: that is success.
+        logger.warning("start_execution reply lost, but the render is running", extra={"render_id": job.render_id})
     logger.info("render admitted", extra={"render_id": job.render_id, "cost": job.cost})
     return api.RenderCreated(renderId=job.render_id, status=job.status.value, cost=job.cost)
 

@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from render_service import clients, errors, storage
-from render_service.data.accounting import Accounting
+from render_service.data.accounting import Accounting, ExecutionSeen
 from render_service.data.renders import RenderRepository
 from render_service.engines import ffmpeg as engine
 from render_service.logic import pricing
@@ -76,20 +76,35 @@ class Steps:
         return {"acquired": acquired, "waitSeconds": self.settings.slot_wait_seconds}
 
     def _earlier_waiting(self, job: RenderJob) -> list[RenderJob]:
-        """Earlier renders still waiting, after ending any ghost among them so it can't block the queue."""
-        waiting = []
+        """Earlier renders still waiting, after ending any lost one among them so it can't block the queue."""
         now = datetime.now(UTC)
-        for earlier in self.renders.waiting_before(job):
-            if earlier.execution_seen or now - earlier.created_at < GHOST_AFTER:
-                waiting.append(earlier)
-                continue
-            try:
-                ended = self.accounting.finish(earlier.render_id, RenderStatus.failed, error=SUBMISSION_LOST)
-            except errors.RenderAlreadyFinished:
-                continue
-            logger.error("ended a render whose workflow never started", extra={"ghost": earlier.render_id})
-            self._announce(DetailType.failed, event_detail(ended, error=SUBMISSION_LOST.model_dump()))
-        return waiting
+        return [earlier for earlier in self.renders.waiting_before(job) if not self._end_if_lost(earlier, now)]
+
+    def _end_if_lost(self, job: RenderJob, now: datetime) -> bool:
+        """Ends (and refunds) a render whose workflow never started; True if it is out of the way."""
+        if job.execution_seen or now - job.created_at < GHOST_AFTER:
+            return False
+        try:
+            ended = self.accounting.finish(
+                job.render_id, RenderStatus.failed, error=SUBMISSION_LOST, only_if_unseen=True
+            )
+        except ExecutionSeen:
+            return False  # its workflow showed up after all
+        except errors.RenderAlreadyFinished:
+            return True
+        logger.error("ended a render whose workflow never started", extra={"lost_render": job.render_id})
+        # Best effort: the ending is committed, and this step belongs to another render.
+        self._announce(DetailType.failed, event_detail(ended, error=SUBMISSION_LOST.model_dump()), best_effort=True)
+        return True
+
+    # --- SweepLostRenders (scheduled) ------------------------------------------------
+
+    def sweep_lost_submissions(self) -> dict[str, Any]:
+        """Ends lost submissions that no later render of the same user comes to sweep."""
+        now = datetime.now(UTC)
+        candidates = self.renders.unseen_active_before(now - GHOST_AFTER)
+        ended = [job.render_id for job in candidates if self._end_if_lost(job, now)]
+        return {"checked": len(candidates), "ended": ended}
 
     # --- StartRender -----------------------------------------------------------------
 
@@ -121,7 +136,8 @@ class Steps:
         return {"status": "rendering", "progress": _RENDER_START, "waitSeconds": self.settings.poll_interval_seconds}
 
     def _dispatch(self, chunk: Chunk, attempt: int) -> None:
-        if not self.renders.dispatch_chunk(chunk.render_id, chunk.index, attempt):
+        # Conditional on the status this step saw: a worker that claimed it meanwhile keeps it.
+        if not self.renders.dispatch_chunk(chunk.render_id, chunk.index, attempt, seen=chunk.status):
             return  # another poll already dispatched this attempt
         self.lambda_client.invoke(
             FunctionName=self.settings.chunk_function_name,
@@ -225,11 +241,16 @@ class Steps:
                     render_id, RenderStatus.complete, output=result, actual_cost=actual_cost
                 )
             except errors.RenderAlreadyFinished:
-                # Cancelled while the join ran: the output belongs to no render, so remove it.
-                clients.s3().delete_object(Bucket=self.settings.bucket_name, Key=result.key)
+                self._discard_output(render_id)  # cancelled while the join ran
                 raise
         self._announce_success(finished)
         return {"status": finished.status.value}
+
+    def _discard_output(self, render_id: str) -> None:
+        """Removes an output that belongs to no completed render (cancelled or failed after the join)."""
+        job = self.renders.require(render_id)
+        if job.status in (RenderStatus.cancelled, RenderStatus.failed):
+            clients.s3().delete_object(Bucket=self.settings.bucket_name, Key=storage.output_key(job.user_id, render_id))
 
     def _announce_success(self, job: RenderJob) -> None:
         assert job.output is not None
@@ -274,6 +295,7 @@ class Steps:
             return {"status": current.status.value}
         self._announce(DetailType.failed, event_detail(finished, error=reason.model_dump()))
         storage.delete_prefix(clients.s3(), self.settings.bucket_name, storage.work_prefix(render_id))
+        self._discard_output(render_id)  # a join that finished before a later step failed
         logger.warning("render failed", extra={"render_id": render_id, "code": reason.code, "reason": reason.message})
         return {"status": finished.status.value}
 
@@ -283,6 +305,10 @@ class Steps:
         """Ends a render whose execution ended without MarkFailed (timed out, aborted, or failing
         while failing), so that no accepted render is left active, holding a slot and credits."""
         job = self.renders.get(render_id)
+        if job is not None and job.status in TERMINAL:
+            # A cancel stops the execution, not a FinalizeRender already running: its upload
+            # would belong to no render.
+            self._discard_output(render_id)
         if job is None or job.status in TERMINAL:
             return {"status": job.status.value if job else "unknown"}
         reason = _EXECUTION_ENDINGS.get(
@@ -293,6 +319,7 @@ class Steps:
         except errors.RenderAlreadyFinished:
             return {"status": self.renders.require(render_id).status.value}
         self._announce(DetailType.failed, event_detail(finished, error=reason.model_dump()))
+        self._discard_output(render_id)
         logger.error("render reconciled", extra={"render_id": render_id, "execution_status": execution_status})
         return {"status": finished.status.value}
 
