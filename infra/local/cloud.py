@@ -9,11 +9,14 @@ moto quirks handled here (see shared/design.md):
   function's configuration, with Lambda's error contract, and async invokes go to a thread pool;
 - moto does not serialize DynamoDB writes, so conditional writes could both succeed under
   concurrency: one lock around DynamoDB dispatch makes them atomic, as they are on AWS;
-- Wait states really sleep, so the local environment shortens the intervals the tasks return.
+- Wait states really sleep, so the local environment shortens the intervals the tasks return;
+- moto evaluates no IAM, so the template's `dynamodb:LeadingKeys` policies are enforced here
+  (see `iam.py`): each DynamoDB request carries the name of the function that made it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import io
 import json
@@ -40,10 +43,11 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 
+from infra.local.iam import LeadingKeyGuard
+from infra.local.template import ACCOUNT, REGION, Template
+
 log = logging.getLogger("render_service.local")
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 STACK_NAME = "RenderService"
 DEFAULT_TEMPLATE = Path("cdk.out") / f"{STACK_NAME}.template.json"
 EVENTS_QUEUE = "render-events-tap"
@@ -107,6 +111,10 @@ class LambdaContext:
 # --- moto patches ---------------------------------------------------------------------------
 
 _dynamodb_lock = threading.RLock()
+# The function whose handler is running on this thread; tagged onto its DynamoDB requests.
+_current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar("local_function", default=None)
+_FUNCTION_HEADER = "X-Local-Function"
+_guard = LeadingKeyGuard({})
 _async_pool = ThreadPoolExecutor(
     max_workers=int(os.environ.get("LOCAL_CHUNK_WORKERS", "4")), thread_name_prefix="lambda"
 )
@@ -119,12 +127,15 @@ def _handler_for(handler_path: str) -> Callable[[dict[str, Any], Any], Any]:
 
 def _run(handler: Callable[[dict[str, Any], Any], Any], event: Any, context: LambdaContext) -> tuple[bytes, bool]:
     """Calls a handler as Lambda would: JSON in, JSON out, an exception as `{errorType, errorMessage}`."""
+    token = _current_function.set(context.function_name)
     try:
         result = handler(event, context)
     except Exception as exc:
         log.info("function %s raised %s: %s", context.function_name, type(exc).__name__, exc)
         error = {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
         return json.dumps(error).encode(), True
+    finally:
+        _current_function.reset(token)
     return json.dumps(result, default=str).encode(), False
 
 
@@ -147,10 +158,31 @@ def _invoke(
 
 def _serialized_dynamodb(original: Callable[[DynamoHandler], Any]) -> Callable[[DynamoHandler], Any]:
     def call_action(self: DynamoHandler) -> Any:
+        denial = _guard.denial(self.headers.get(_FUNCTION_HEADER), self.headers.get("X-Amz-Target", ""), self.body)
+        if denial:
+            log.warning("denied: %s", denial)
+            body = {"__type": "com.amazon.coral.service#AccessDeniedException", "message": denial}
+            return 400, {"status": 400, "content-type": "application/x-amz-json-1.0"}, json.dumps(body)
         with _dynamodb_lock:
             return original(self)
 
     return call_action
+
+
+def _tag_with_function(request: Any, **_: Any) -> None:
+    function = _current_function.get()
+    if function:
+        request.headers[_FUNCTION_HEADER] = function
+
+
+@contextmanager
+def acting_as(function_name: str) -> Iterator[None]:
+    """Runs the block's AWS calls as the given (physical) function, as the bridge does for handlers."""
+    token = _current_function.set(function_name)
+    try:
+        yield
+    finally:
+        _current_function.reset(token)
 
 
 def patch_moto() -> None:
@@ -160,48 +192,8 @@ def patch_moto() -> None:
     LambdaBackend.invoke = _invoke  # type: ignore[method-assign]
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
     DynamoHandler.call_action = _serialized_dynamodb(DynamoHandler.call_action)  # type: ignore[method-assign]
-
-
-# --- template resolution --------------------------------------------------------------------
-
-
-class Template:
-    def __init__(self, path: Path) -> None:
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: run `make synth` first")
-        self.resources: dict[str, dict[str, Any]] = json.loads(path.read_text())["Resources"]
-        self.refs: dict[str, str] = {}
-        self.attrs: dict[tuple[str, str], str] = {}
-
-    def of_type(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        for logical_id, resource in self.resources.items():
-            if resource["Type"] == kind:
-                yield logical_id, resource.get("Properties", {})
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self.resolve(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((fn, arg),) = value.items()
-            if fn == "Ref":
-                pseudo = {
-                    "AWS::Partition": "aws",
-                    "AWS::Region": REGION,
-                    "AWS::AccountId": ACCOUNT,
-                    "AWS::URLSuffix": "amazonaws.com",
-                }
-                if arg in pseudo:
-                    return pseudo[arg]
-                return self.refs[arg]
-            if fn == "Fn::GetAtt":
-                logical_id, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.attrs[(logical_id, attr)]
-            if fn == "Fn::Join":
-                separator, parts = arg
-                return separator.join(str(self.resolve(p)) for p in parts)
-        return {k: self.resolve(v) for k, v in value.items()}
+    # Clients made from the default session after this carry the calling function's name.
+    boto3._get_default_session().events.register("before-send.dynamodb", _tag_with_function)
 
 
 def create_table(client: Any, name: str, props: dict[str, Any]) -> None:
@@ -373,6 +365,7 @@ class LocalCloud:
         environment |= {name: os.environ[name] for name in POLICY_VARIABLES if name in os.environ}
         self.environment = environment
         os.environ.update(environment)
+        _guard.grants = LeadingKeyGuard.from_template(self.template).grants
         self.status_rules = self._execution_status_rules()
         self.scheduled_rules = self._scheduled_rules()
         self.table_name = environment["TABLE_NAME"]

@@ -239,3 +239,24 @@ def test_an_execution_stopped_from_the_console_still_ends_its_render(stack: tupl
     assert (render["status"], render["error"]["code"]) == ("failed", "ABORTED")
     quota = client.get("/quota").json()
     assert (quota["credits"]["balance"], quota["active"]["count"], quota["queued"]["count"]) == (100, 0, 0)
+
+
+def test_the_local_stack_enforces_the_ffmpeg_functions_dynamodb_policy(stack: tuple[LocalCloud, Gateway]) -> None:
+    from botocore.exceptions import ClientError
+
+    from infra.local.cloud import acting_as
+    from render_service import clients
+
+    cloud, _ = stack
+    chunk_worker = next(name for name in cloud.template.refs.values() if "ChunkWorker" in name)
+    table = cloud.table_name
+    with acting_as(chunk_worker):
+        clients.dynamodb().get_item(TableName=table, Key={"PK": {"S": "RENDER#x"}, "SK": {"S": "RENDER"}})
+        with pytest.raises(ClientError) as denied:
+            clients.dynamodb().update_item(
+                TableName=table,
+                Key={"PK": {"S": "CREDITS#alice"}, "SK": {"S": "BALANCE"}},
+                UpdateExpression="SET balance = :b",
+                ExpressionAttributeValues={":b": {"N": "1000000"}},
+            )
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
