@@ -10,7 +10,6 @@ The invariants these transactions keep (and tests hammer):
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -475,7 +474,7 @@ class Accounting:
                     time.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue
-                raise _Cancelled(codes or _parse_codes(str(exc))) from exc
+                raise _Cancelled(codes) from exc
 
 
 class ExecutionSeen(Exception):
@@ -486,15 +485,3 @@ class _Cancelled(Exception):
     def __init__(self, codes: list[str]) -> None:
         super().__init__(codes)
         self.codes = codes + ["None"] * 8
-
-
-def _parse_codes(message: str) -> list[str]:
-    # "Transaction cancelled, please refer cancellation reasons for specific reasons [None, ConditionalCheckFailed]"
-    if "[" not in message:
-        return []
-    return [code.strip() for code in message[message.rindex("[") + 1 : message.rindex("]")].split(",")]
-
-
-def cost_of(duration_seconds: float, multiplier: float) -> int:
-    """Credits = ceil(output minutes x resolution multiplier); a render never costs less than 1."""
-    return max(1, math.ceil(duration_seconds / 60 * multiplier - 1e-9))
