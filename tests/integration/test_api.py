@@ -469,3 +469,14 @@ def test_a_lost_start_reply_for_a_render_that_is_running_is_still_a_202(
     assert status == 202, created
     quota = call("GET", "/quota")[1]
     assert (quota["active"]["count"], quota["credits"]["balance"]) == (1, 99)
+
+
+def test_docs_serve_swagger_ui_without_auth(aws: Any, load_event: Callable[..., dict[str, Any]]) -> None:
+    from render_service.handlers.api import handler
+
+    event = load_event("api_get_render", path="/docs", resource="/docs")
+    event["requestContext"]["authorizer"] = None
+    response = handler(event, _Context())
+    assert response["statusCode"] == 200
+    assert "swagger" in response["body"].lower()
+    assert "/openapi.json" in response["body"] or "openapi" in response["body"].lower()
