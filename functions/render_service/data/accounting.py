@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from render_service.data import items as it
-from render_service.data.renders import RenderRepository, _iso, job_to_item
+from render_service.data.renders import RenderRepository, iso, job_to_item
 from render_service.errors import (
     InsufficientCredits,
     RateLimited,
@@ -252,7 +252,7 @@ class Accounting:
             "Item": it.serialize(
                 {
                     "PK": it.credits_pk(user_id),
-                    "SK": it.ledger_sk(_iso(utcnow()) or "", render_id, entry),
+                    "SK": it.ledger_sk(iso(utcnow()) or "", render_id, entry),
                     "type": "ledger",
                     "renderId": render_id,
                     "entry": entry,
@@ -310,7 +310,7 @@ class Accounting:
                                 ":held": _s(SlotState.held),
                                 ":waiting": _s(SlotState.waiting),
                                 ":queued": _s(RenderStatus.queued),
-                                ":now": _s(_iso(utcnow()) or ""),
+                                ":now": _s(iso(utcnow()) or ""),
                             },
                         }
                     },
@@ -356,7 +356,7 @@ class Accounting:
             if only_if_unseen and job.execution_seen:
                 raise ExecutionSeen(f"render {render_id} has a live workflow")
             refund = job.cost if to != RenderStatus.complete else max(0, job.cost - (actual_cost or job.cost))
-            now = _iso(utcnow()) or ""
+            now = iso(utcnow()) or ""
             values: dict[str, Any] = {
                 ":to": _s(to),
                 ":phase": _s(Phase.done),

@@ -28,12 +28,12 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="milliseconds") if value else None
 
 
 def sort_key(job: RenderJob) -> str:
-    return f"{_iso(job.created_at)}#{job.render_id}"
+    return f"{iso(job.created_at)}#{job.render_id}"
 
 
 def job_to_item(job: RenderJob) -> dict[str, Any]:
@@ -53,10 +53,10 @@ def job_to_item(job: RenderJob) -> dict[str, Any]:
         "attempts": job.attempts,
         "slot": job.slot.value,
         "refunded": job.refunded,
-        "createdAt": _iso(job.created_at),
-        "updatedAt": _iso(job.updated_at),
-        "startedAt": _iso(job.started_at),
-        "completedAt": _iso(job.completed_at),
+        "createdAt": iso(job.created_at),
+        "updatedAt": iso(job.updated_at),
+        "startedAt": iso(job.started_at),
+        "completedAt": iso(job.completed_at),
         "output": job.output.model_dump() if job.output else None,
         "error": job.error.model_dump() if job.error else None,
         "executionSeen": job.execution_seen,
@@ -135,7 +135,7 @@ class RenderRepository:
 
     def start_rendering(self, render_id: str) -> RenderJob:
         """queued -> rendering; a repeated call (a retried StartRender) leaves it as it is."""
-        now = _iso(utcnow())
+        now = iso(utcnow())
         try:
             response = self._db.update_item(
                 TableName=self._table,
@@ -173,7 +173,7 @@ class RenderRepository:
                     ":p": {"N": str(progress)},
                     ":phase": {"S": phase},
                     ":rendering": {"S": RenderStatus.rendering},
-                    ":now": {"S": _iso(utcnow()) or ""},
+                    ":now": {"S": iso(utcnow()) or ""},
                 },
             )
 
@@ -184,7 +184,7 @@ class RenderRepository:
             UpdateExpression="SET #output.deleted = :true, updatedAt = :now",
             ConditionExpression="attribute_exists(#output)",
             ExpressionAttributeNames={"#output": "output"},
-            ExpressionAttributeValues={":true": {"BOOL": True}, ":now": {"S": _iso(utcnow()) or ""}},
+            ExpressionAttributeValues={":true": {"BOOL": True}, ":now": {"S": iso(utcnow()) or ""}},
         )
 
     def list_for_user(
@@ -379,7 +379,7 @@ class RenderRepository:
                 ":attempt": attempt,
                 ":previous": attempt - 1,
                 ":zero": 0,
-                ":now": _iso(utcnow()),
+                ":now": iso(utcnow()),
                 ":seen": seen.value,
             },
         )
@@ -393,7 +393,7 @@ class RenderRepository:
             "attempts = :attempt AND #status = :dispatched",
             {
                 ":running": ChunkStatus.running.value,
-                ":now": _iso(utcnow()),
+                ":now": iso(utcnow()),
                 ":attempt": attempt,
                 ":dispatched": ChunkStatus.dispatched.value,
             },
@@ -408,7 +408,7 @@ class RenderRepository:
             "attempts = :attempt AND #status = :running",
             {
                 ":frames": frames_done,
-                ":now": _iso(utcnow()),
+                ":now": iso(utcnow()),
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
             },
@@ -424,7 +424,7 @@ class RenderRepository:
                 ":done": ChunkStatus.done.value,
                 ":key": key,
                 ":frames": frames,
-                ":now": _iso(utcnow()),
+                ":now": iso(utcnow()),
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
             },
@@ -439,7 +439,7 @@ class RenderRepository:
             {
                 ":failed": ChunkStatus.failed.value,
                 ":error": error[:1000],
-                ":now": _iso(utcnow()),
+                ":now": iso(utcnow()),
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
             },
