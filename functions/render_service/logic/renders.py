@@ -236,10 +236,12 @@ def cancel(user_id: str, render_id: str) -> api.RenderView:
     job = svc.renders.get_owned(render_id, user_id)
     if job.status in TERMINAL:
         raise RenderAlreadyFinished(f"render {render_id} is already {job.status}")
+    # Stop first: a step that ran between the cancel's write and the stop would find the render
+    # ended and take the workflow's failure path, so ops would see a FAILED execution (and alarm).
+    _stop_execution(render_id)
     finished = svc.accounting.finish(
         render_id, RenderStatus.cancelled, error=RenderError(code="CANCELLED", message="cancelled by the user")
     )
-    _stop_execution(render_id)
     try:
         svc.events.publish(DetailType.cancelled, [event_detail(finished)])
     except (PublishFailed, ClientError):
