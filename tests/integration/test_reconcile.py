@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from render_service.data.accounting import Accounting
 from render_service.logic.renders import limits
 from render_service.models.jobs import OutputObject, RenderJob, RenderStatus, SlotState
@@ -67,3 +69,24 @@ def test_a_finished_render_is_left_alone(aws: Any, load_event: Callable[..., dic
     event = load_event("execution_timed_out")
     event["detail"] = {**event["detail"], "name": job.render_id, "status": "ABORTED"}
     assert reconcile(event, _Context()) == {"status": "complete"}
+
+
+def test_a_stop_seen_before_the_cancels_write_still_ends_as_cancelled(
+    aws: Any, load_event: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from render_service.handlers.workflow import reconcile
+    from render_service.logic import renders
+
+    accounting, job = _running(aws)
+    event = load_event("execution_timed_out")
+    event["detail"] = {**event["detail"], "name": job.render_id, "status": "ABORTED"}
+    outcomes: list[dict[str, Any]] = []
+    # The race: the execution's ABORTED status reaches Reconcile before the cancel writes its ending.
+    monkeypatch.setattr(renders, "_stop_execution", lambda render_id: outcomes.append(reconcile(event, _Context())))
+
+    view = renders.cancel("alice", job.render_id)
+
+    assert outcomes == [{"status": "cancelled"}]
+    assert (view.status, view.error and view.error.code) == ("cancelled", "CANCELLED")
+    assert accounting.balance("alice") == 100
+    assert [e["detail-type"] for e in aws.received_events()] == ["Render Cancelled"]

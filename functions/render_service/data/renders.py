@@ -60,6 +60,7 @@ def job_to_item(job: RenderJob) -> dict[str, Any]:
         "output": job.output.model_dump() if job.output else None,
         "error": job.error.model_dump() if job.error else None,
         "executionSeen": job.execution_seen,
+        "cancelRequested": job.cancel_requested,
         "GSI1PK": it.user_history_pk(job.user_id),
         "GSI1SK": sort_key(job),
     }
@@ -91,6 +92,7 @@ def item_to_job(raw: dict[str, Any]) -> RenderJob:
         error=RenderError.model_validate(item["error"]) if item.get("error") else None,
         # Items always carry the flag; one without it predates the flag and had a workflow.
         execution_seen=item.get("executionSeen", True),
+        cancel_requested=item.get("cancelRequested", False),
     )
 
 
@@ -281,6 +283,24 @@ class RenderRepository:
             if "LastEvaluatedKey" not in response:
                 return found
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def request_cancel(self, render_id: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=it.key(it.render_pk(render_id), it.RENDER_SK),
+                UpdateExpression="SET cancelRequested = :true, updatedAt = :now",
+                ConditionExpression="#status IN (:queued, :rendering)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":true": {"BOOL": True},
+                    ":now": {"S": iso(utcnow()) or ""},
+                    ":queued": {"S": RenderStatus.queued},
+                    ":rendering": {"S": RenderStatus.rendering},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as exc:
+            raise RenderAlreadyFinished(f"render {render_id} has already finished") from exc
 
     def mark_execution_seen(self, render_id: str) -> None:
         self._db.update_item(

@@ -39,6 +39,8 @@ from render_service.settings import Settings, get_settings
 logger = Logger(child=True)
 metrics = Metrics()
 
+CANCELLED = RenderError(code="CANCELLED", message="cancelled by the user")
+
 IDEMPOTENCY = IdempotencyConfig(
     # The key is per user: two users may pick the same Idempotency-Key.
     event_key_jmespath="[userId, idempotencyKey]",
@@ -236,12 +238,18 @@ def cancel(user_id: str, render_id: str) -> api.RenderView:
     job = svc.renders.get_owned(render_id, user_id)
     if job.status in TERMINAL:
         raise RenderAlreadyFinished(f"render {render_id} is already {job.status}")
-    # Stop first: a step that ran between the cancel's write and the stop would find the render
-    # ended and take the workflow's failure path, so ops would see a FAILED execution (and alarm).
+    # Intent, then stop, then the ending. Stopping before the ending keeps a racing step from
+    # finding the render ended and failing the execution (a FAILED execution alarms ops); the
+    # recorded intent tells Reconcile, which may see the stop first, to end it as cancelled too.
+    svc.renders.request_cancel(render_id)
     _stop_execution(render_id)
-    finished = svc.accounting.finish(
-        render_id, RenderStatus.cancelled, error=RenderError(code="CANCELLED", message="cancelled by the user")
-    )
+    try:
+        finished = svc.accounting.finish(render_id, RenderStatus.cancelled, error=CANCELLED)
+    except RenderAlreadyFinished:
+        current = svc.renders.require(render_id)
+        if current.status != RenderStatus.cancelled:
+            raise
+        return to_view(current)  # Reconcile completed this cancel (and announced it)
     try:
         svc.events.publish(DetailType.cancelled, [event_detail(finished)])
     except (PublishFailed, ClientError):

@@ -79,6 +79,8 @@ class RenderJob(BaseModel):
     error: RenderError | None = None
     # Set by the workflow's first step: proof that this render's execution exists.
     execution_seen: bool = False
+    # Set by cancel before it stops the execution, so whoever sees the stop first ends it as cancelled.
+    cancel_requested: bool = False
 
     @property
     def subject(self) -> Subject | None:

@@ -22,7 +22,7 @@ from render_service.data.accounting import Accounting, ExecutionSeen
 from render_service.data.renders import RenderRepository
 from render_service.engines import ffmpeg as engine
 from render_service.logic import pricing
-from render_service.logic.renders import event_detail, limits
+from render_service.logic.renders import CANCELLED, event_detail, limits
 from render_service.models.jobs import (
     TERMINAL,
     Chunk,
@@ -311,14 +311,20 @@ class Steps:
             self._discard_output(render_id)
         if job is None or job.status in TERMINAL:
             return {"status": job.status.value if job else "unknown"}
-        reason = _EXECUTION_ENDINGS.get(
-            execution_status, RenderError(code="INTERNAL", message="the render's workflow ended unexpectedly")
-        )
+        if job.cancel_requested:
+            # The user's cancel stopped the execution and has not written its ending yet.
+            to, reason, detail_type = RenderStatus.cancelled, CANCELLED, DetailType.cancelled
+        else:
+            to, detail_type = RenderStatus.failed, DetailType.failed
+            reason = _EXECUTION_ENDINGS.get(
+                execution_status, RenderError(code="INTERNAL", message="the render's workflow ended unexpectedly")
+            )
         try:
-            finished = self.accounting.finish(render_id, RenderStatus.failed, error=reason)
+            finished = self.accounting.finish(render_id, to, error=reason)
         except errors.RenderAlreadyFinished:
             return {"status": self.renders.require(render_id).status.value}
-        self._announce(DetailType.failed, event_detail(finished, error=reason.model_dump()))
+        extra = {} if to == RenderStatus.cancelled else {"error": reason.model_dump()}
+        self._announce(detail_type, event_detail(finished, **extra))
         self._discard_output(render_id)
         logger.error("render reconciled", extra={"render_id": render_id, "execution_status": execution_status})
         return {"status": finished.status.value}
