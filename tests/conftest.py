@@ -34,6 +34,18 @@ def template() -> dict[str, Any]:
 
 
 @pytest.fixture
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and region for in-process moto, and no endpoint left over from a local stack."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture
 def clean_caches() -> Iterator[None]:
     """Settings and clients are built once per process; tests that change the environment rebuild them."""
     from infra.local.cloud import _reset_caches

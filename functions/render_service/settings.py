@@ -10,46 +10,42 @@ import os
 from functools import cache
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
-
-
-def _env(name: str) -> AliasChoices:
-    return AliasChoices(name)
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    table_name: str = Field(validation_alias=_env("TABLE_NAME"))
-    bucket_name: str = Field(validation_alias=_env("BUCKET_NAME"))
-    event_bus_name: str = Field("default", validation_alias=_env("EVENT_BUS_NAME"))
-    state_machine_arn: str = Field("", validation_alias=_env("STATE_MACHINE_ARN"))
-    chunk_function_name: str = Field("", validation_alias=_env("CHUNK_FUNCTION_NAME"))
+    table_name: str = Field(validation_alias="TABLE_NAME")
+    bucket_name: str = Field(validation_alias="BUCKET_NAME")
+    event_bus_name: str = Field("default", validation_alias="EVENT_BUS_NAME")
+    state_machine_arn: str = Field("", validation_alias="STATE_MACHINE_ARN")
+    chunk_function_name: str = Field("", validation_alias="CHUNK_FUNCTION_NAME")
 
     # Buckets a timeline may read `s3://` sources from; the service bucket is always allowed.
-    allowed_source_buckets: tuple[str, ...] = Field((), validation_alias=_env("ALLOWED_SOURCE_BUCKETS"))
+    allowed_source_buckets: tuple[str, ...] = Field((), validation_alias="ALLOWED_SOURCE_BUCKETS")
 
-    rate_limit_renders: int = Field(5, ge=1, validation_alias=_env("RATE_LIMIT_RENDERS"))
-    rate_limit_window_seconds: int = Field(3600, ge=1, validation_alias=_env("RATE_LIMIT_WINDOW_SECONDS"))
-    max_active_renders: int = Field(3, ge=1, validation_alias=_env("MAX_ACTIVE_RENDERS"))
-    max_queued_renders: int = Field(10, ge=1, validation_alias=_env("MAX_QUEUED_RENDERS"))
-    initial_credits: int = Field(100, ge=0, validation_alias=_env("INITIAL_CREDITS"))
-    credits_enabled: bool = Field(True, validation_alias=_env("CREDITS_ENABLED"))
-    upload_rate_limit: int = Field(100, ge=1, validation_alias=_env("UPLOAD_RATE_LIMIT"))  # per user per hour
-    allow_high_resolution: bool = Field(False, validation_alias=_env("ALLOW_HIGH_RESOLUTION"))
+    rate_limit_renders: int = Field(5, ge=1, validation_alias="RATE_LIMIT_RENDERS")
+    rate_limit_window_seconds: int = Field(3600, ge=1, validation_alias="RATE_LIMIT_WINDOW_SECONDS")
+    max_active_renders: int = Field(3, ge=1, validation_alias="MAX_ACTIVE_RENDERS")
+    max_queued_renders: int = Field(10, ge=1, validation_alias="MAX_QUEUED_RENDERS")
+    initial_credits: int = Field(100, ge=0, validation_alias="INITIAL_CREDITS")
+    credits_enabled: bool = Field(True, validation_alias="CREDITS_ENABLED")
+    upload_rate_limit: int = Field(100, ge=1, validation_alias="UPLOAD_RATE_LIMIT")  # per user per hour
+    allow_high_resolution: bool = Field(False, validation_alias="ALLOW_HIGH_RESOLUTION")
 
     # Step Functions Wait states read these through SecondsPath; the local stack shortens them.
-    poll_interval_seconds: int = Field(5, ge=1, validation_alias=_env("POLL_INTERVAL_SECONDS"))
-    slot_wait_seconds: int = Field(10, ge=1, validation_alias=_env("SLOT_WAIT_SECONDS"))
+    poll_interval_seconds: int = Field(5, ge=1, validation_alias="POLL_INTERVAL_SECONDS")
+    slot_wait_seconds: int = Field(10, ge=1, validation_alias="SLOT_WAIT_SECONDS")
     # A running chunk with no heartbeat for this long is presumed dead and dispatched again.
-    chunk_stall_seconds: int = Field(300, ge=5, validation_alias=_env("CHUNK_STALL_SECONDS"))
+    chunk_stall_seconds: int = Field(300, ge=5, validation_alias="CHUNK_STALL_SECONDS")
     # A dispatched chunk no worker has claimed for this long is presumed lost (async queue, throttling).
-    chunk_dispatch_timeout_seconds: int = Field(900, ge=5, validation_alias=_env("CHUNK_DISPATCH_TIMEOUT_SECONDS"))
-    download_url_ttl_seconds: int = Field(3600, ge=60, le=604800, validation_alias=_env("DOWNLOAD_URL_TTL_SECONDS"))
+    chunk_dispatch_timeout_seconds: int = Field(900, ge=5, validation_alias="CHUNK_DISPATCH_TIMEOUT_SECONDS")
+    download_url_ttl_seconds: int = Field(3600, ge=60, le=604800, validation_alias="DOWNLOAD_URL_TTL_SECONDS")
 
-    ffmpeg_path: str = Field("", validation_alias=_env("FFMPEG_PATH"))
-    font_path: str = Field("", validation_alias=_env("FONT_PATH"))
-    work_dir: Path = Field(Path("/tmp"), validation_alias=_env("WORK_DIR"))
+    ffmpeg_path: str = Field("", validation_alias="FFMPEG_PATH")
+    font_path: str = Field("", validation_alias="FONT_PATH")
+    work_dir: Path = Field(Path("/tmp"), validation_alias="WORK_DIR")
 
     @field_validator("allowed_source_buckets", mode="before")
     @classmethod

@@ -403,6 +403,7 @@ class LocalCloud:
         Status Change" events, delivers no events to Lambda targets and runs no schedules."""
         sfn, lam = self.client("stepfunctions"), self.client("lambda")
         announced: set[str] = set()
+        watched = sorted(set().union(*(statuses for statuses, _ in self.status_rules)))
         due = [time.monotonic() + period for period, _ in self.scheduled_rules]
         while not self._stopping.wait(1.0):
             for i, (period, targets) in enumerate(self.scheduled_rules):
@@ -414,9 +415,12 @@ class LocalCloud:
             try:
                 executions = [
                     e
-                    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+                    for status in watched
+                    for page in sfn.get_paginator("list_executions").paginate(
+                        stateMachineArn=self.state_machine_arn, statusFilter=status
+                    )
                     for e in page["executions"]
-                    if e["executionArn"] not in announced and e["status"] != "RUNNING"
+                    if e["executionArn"] not in announced
                 ]
             except (BotoCoreError, ClientError):
                 if self._stopping.is_set():

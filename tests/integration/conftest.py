@@ -40,13 +40,11 @@ class Aws:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, template: dict[str, Any], clean_caches: None) -> Iterator[Aws]:
+def aws(
+    monkeypatch: pytest.MonkeyPatch, template: dict[str, Any], clean_caches: None, fake_aws_credentials: None
+) -> Iterator[Aws]:
     """A ready moto account: the template's table, a bucket, an event bus whose events land in a queue."""
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
         "TABLE_NAME": TABLE,
         "BUCKET_NAME": BUCKET,
         "EVENT_BUS_NAME": BUS,

@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from render_service.data import items as it
-from render_service.data.renders import RenderRepository, iso, job_to_item
+from render_service.data.renders import RenderRepository, job_to_item, now_iso
 from render_service.errors import (
     InsufficientCredits,
     RateLimited,
@@ -36,7 +36,6 @@ from render_service.models.jobs import (
     RenderJob,
     RenderStatus,
     SlotState,
-    utcnow,
 )
 
 if TYPE_CHECKING:
@@ -252,7 +251,7 @@ class Accounting:
             "Item": it.serialize(
                 {
                     "PK": it.credits_pk(user_id),
-                    "SK": it.ledger_sk(iso(utcnow()) or "", render_id, entry),
+                    "SK": it.ledger_sk(now_iso(), render_id, entry),
                     "type": "ledger",
                     "renderId": render_id,
                     "entry": entry,
@@ -310,7 +309,7 @@ class Accounting:
                                 ":held": _s(SlotState.held),
                                 ":waiting": _s(SlotState.waiting),
                                 ":queued": _s(RenderStatus.queued),
-                                ":now": _s(iso(utcnow()) or ""),
+                                ":now": _s(now_iso()),
                             },
                         }
                     },
@@ -356,7 +355,7 @@ class Accounting:
             if only_if_unseen and job.execution_seen:
                 raise ExecutionSeen(f"render {render_id} has a live workflow")
             refund = job.cost if to != RenderStatus.complete else max(0, job.cost - (actual_cost or job.cost))
-            now = iso(utcnow()) or ""
+            now = now_iso()
             values: dict[str, Any] = {
                 ":to": _s(to),
                 ":phase": _s(Phase.done),

@@ -32,6 +32,10 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="milliseconds") if value else None
 
 
+def now_iso() -> str:
+    return utcnow().isoformat(timespec="milliseconds")
+
+
 def sort_key(job: RenderJob) -> str:
     return f"{iso(job.created_at)}#{job.render_id}"
 
@@ -116,6 +120,16 @@ class RenderRepository:
         self._db = client
         self._table = table_name
 
+    def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every item a query matches, following DynamoDB's pages."""
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._db.query(TableName=self._table, **kwargs)
+            items += response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def get(self, render_id: str, *, consistent: bool = True) -> RenderJob | None:
         response = self._db.get_item(
             TableName=self._table, Key=it.key(it.render_pk(render_id), it.RENDER_SK), ConsistentRead=consistent
@@ -137,7 +151,7 @@ class RenderRepository:
 
     def start_rendering(self, render_id: str) -> RenderJob:
         """queued -> rendering; a repeated call (a retried StartRender) leaves it as it is."""
-        now = iso(utcnow())
+        now = now_iso()
         try:
             response = self._db.update_item(
                 TableName=self._table,
@@ -175,7 +189,7 @@ class RenderRepository:
                     ":p": {"N": str(progress)},
                     ":phase": {"S": phase},
                     ":rendering": {"S": RenderStatus.rendering},
-                    ":now": {"S": iso(utcnow()) or ""},
+                    ":now": {"S": now_iso()},
                 },
             )
 
@@ -186,7 +200,7 @@ class RenderRepository:
             UpdateExpression="SET #output.deleted = :true, updatedAt = :now",
             ConditionExpression="attribute_exists(#output)",
             ExpressionAttributeNames={"#output": "output"},
-            ExpressionAttributeValues={":true": {"BOOL": True}, ":now": {"S": iso(utcnow()) or ""}},
+            ExpressionAttributeValues={":true": {"BOOL": True}, ":now": {"S": now_iso()}},
         )
 
     def list_for_user(
@@ -224,13 +238,18 @@ class RenderRepository:
         return jobs, (_encode_cursor(last) if last else None)
 
     def active_for_subject(self, user_id: str, subject_key: str) -> list[RenderJob]:
-        jobs: list[RenderJob] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = self.list_for_user(user_id, subject_key=subject_key, limit=100, cursor=cursor)
-            jobs.extend(job for job in page if job.status in ACTIVE)
-            if not cursor:
-                return jobs
+        items = self._query_all(
+            IndexName="GSI2",
+            KeyConditionExpression="GSI2PK = :pk",
+            FilterExpression="#status IN (:queued, :rendering)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":pk": {"S": it.subject_pk(user_id, subject_key)},
+                ":queued": {"S": RenderStatus.queued},
+                ":rendering": {"S": RenderStatus.rendering},
+            },
+        )
+        return [item_to_job(raw) for raw in items]
 
     def waiting_before(self, job: RenderJob) -> list[RenderJob]:
         """The user's renders admitted earlier that still wait for a slot, oldest first (FIFO per user).
@@ -239,50 +258,36 @@ class RenderRepository:
         first), so the query stays small however long the user's history is.
         """
         horizon = (job.created_at - timedelta(days=1)).isoformat(timespec="milliseconds")
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "GSI1",
-            "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK BETWEEN :from AND :sk",
-            "FilterExpression": "#slot = :waiting AND #status = :queued",
-            "ExpressionAttributeNames": {"#slot": "slot", "#status": "status"},
-            "ExpressionAttributeValues": {
+        items = self._query_all(
+            IndexName="GSI1",
+            KeyConditionExpression="GSI1PK = :pk AND GSI1SK BETWEEN :from AND :sk",
+            FilterExpression="#slot = :waiting AND #status = :queued",
+            ExpressionAttributeNames={"#slot": "slot", "#status": "status"},
+            ExpressionAttributeValues={
                 ":pk": {"S": it.user_history_pk(job.user_id)},
                 ":from": {"S": horizon},
                 ":sk": {"S": sort_key(job)},
                 ":waiting": {"S": "waiting"},
                 ":queued": {"S": RenderStatus.queued},
             },
-        }
-        earlier: list[RenderJob] = []
-        while True:
-            response = self._db.query(**kwargs)
-            earlier += [item_to_job(raw) for raw in response.get("Items", [])]
-            if "LastEvaluatedKey" not in response:
-                return [j for j in earlier if j.render_id != job.render_id]
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        )
+        return [j for j in map(item_to_job, items) if j.render_id != job.render_id]
 
     def unseen_active_before(self, cutoff: datetime) -> list[RenderJob]:
         """Queued renders created before `cutoff` whose workflow never ran a step (GSI3, the active index)."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "GSI3",
-            "KeyConditionExpression": "GSI3PK = :active AND GSI3SK < :cutoff",
-            "FilterExpression": "executionSeen = :false AND #status = :queued",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {
+        items = self._query_all(
+            IndexName="GSI3",
+            KeyConditionExpression="GSI3PK = :active AND GSI3SK < :cutoff",
+            FilterExpression="executionSeen = :false AND #status = :queued",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
                 ":active": {"S": it.ACTIVE_PARTITION},
                 ":cutoff": {"S": cutoff.isoformat(timespec="milliseconds")},
                 ":false": {"BOOL": False},
                 ":queued": {"S": RenderStatus.queued},
             },
-        }
-        found: list[RenderJob] = []
-        while True:
-            response = self._db.query(**kwargs)
-            found += [item_to_job(raw) for raw in response.get("Items", [])]
-            if "LastEvaluatedKey" not in response:
-                return found
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        )
+        return [item_to_job(raw) for raw in items]
 
     def request_cancel(self, render_id: str) -> None:
         try:
@@ -294,7 +299,7 @@ class RenderRepository:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":true": {"BOOL": True},
-                    ":now": {"S": iso(utcnow()) or ""},
+                    ":now": {"S": now_iso()},
                     ":queued": {"S": RenderStatus.queued},
                     ":rendering": {"S": RenderStatus.rendering},
                 },
@@ -338,35 +343,18 @@ class RenderRepository:
                 continue
 
     def list_chunks(self, render_id: str) -> list[Chunk]:
-        chunks: list[Chunk] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :chunk)",
-            "ExpressionAttributeValues": {":pk": {"S": it.render_pk(render_id)}, ":chunk": {"S": "CHUNK#"}},
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self._db.query(**kwargs)
-            for raw in response.get("Items", []):
-                item = it.deserialize(raw)
-                chunks.append(
-                    Chunk(
-                        render_id=render_id,
-                        index=item["index"],
-                        frames=item["frames"],
-                        spec=item["spec"],
-                        status=item["status"],
-                        attempts=item.get("attempts", 0),
-                        frames_done=item.get("framesDone", 0),
-                        key=item.get("key"),
-                        error=item.get("error"),
-                        heartbeat_at=item.get("heartbeatAt"),
-                        dispatched_at=item.get("dispatchedAt"),
-                    )
-                )
-            if "LastEvaluatedKey" not in response:
-                return sorted(chunks, key=lambda c: c.index)
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = self._query_all(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :chunk)",
+            ExpressionAttributeValues={":pk": {"S": it.render_pk(render_id)}, ":chunk": {"S": "CHUNK#"}},
+            ConsistentRead=True,
+        )
+        return sorted((_item_to_chunk(render_id, raw) for raw in items), key=lambda c: c.index)
+
+    def get_chunk(self, render_id: str, index: int) -> Chunk | None:
+        response = self._db.get_item(
+            TableName=self._table, Key=it.key(it.render_pk(render_id), it.chunk_sk(index)), ConsistentRead=True
+        )
+        return _item_to_chunk(render_id, response["Item"]) if "Item" in response else None
 
     def _update_chunk(
         self, render_id: str, index: int, expression: str, condition: str, values: dict[str, Any]
@@ -399,7 +387,7 @@ class RenderRepository:
                 ":attempt": attempt,
                 ":previous": attempt - 1,
                 ":zero": 0,
-                ":now": iso(utcnow()),
+                ":now": now_iso(),
                 ":seen": seen.value,
             },
         )
@@ -413,7 +401,7 @@ class RenderRepository:
             "attempts = :attempt AND #status = :dispatched",
             {
                 ":running": ChunkStatus.running.value,
-                ":now": iso(utcnow()),
+                ":now": now_iso(),
                 ":attempt": attempt,
                 ":dispatched": ChunkStatus.dispatched.value,
             },
@@ -428,7 +416,7 @@ class RenderRepository:
             "attempts = :attempt AND #status = :running",
             {
                 ":frames": frames_done,
-                ":now": iso(utcnow()),
+                ":now": now_iso(),
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
             },
@@ -444,7 +432,7 @@ class RenderRepository:
                 ":done": ChunkStatus.done.value,
                 ":key": key,
                 ":frames": frames,
-                ":now": iso(utcnow()),
+                ":now": now_iso(),
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
             },
@@ -459,8 +447,25 @@ class RenderRepository:
             {
                 ":failed": ChunkStatus.failed.value,
                 ":error": error[:1000],
-                ":now": iso(utcnow()),
+                ":now": now_iso(),
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
             },
         )
+
+
+def _item_to_chunk(render_id: str, raw: dict[str, Any]) -> Chunk:
+    item = it.deserialize(raw)
+    return Chunk(
+        render_id=render_id,
+        index=item["index"],
+        frames=item["frames"],
+        spec=item["spec"],
+        status=item["status"],
+        attempts=item.get("attempts", 0),
+        frames_done=item.get("framesDone", 0),
+        key=item.get("key"),
+        error=item.get("error"),
+        heartbeat_at=item.get("heartbeatAt"),
+        dispatched_at=item.get("dispatchedAt"),
+    )

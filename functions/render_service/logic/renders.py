@@ -158,7 +158,9 @@ def _submit(user_id: str, request: RenderRequest) -> api.RenderCreated:
 # --- read ------------------------------------------------------------------------------
 
 
-def to_view(job: RenderJob, *, queue_position: int | None = None) -> api.RenderView:
+def to_view(job: RenderJob, *, queue_position: int | None = None, check_output: bool = False) -> api.RenderView:
+    """The API's view of a job. `check_output` confirms the object still exists before handing out
+    a URL (one S3 request): done for a single render, not for every item of a history page."""
     svc = services()
     output = None
     if job.output:
@@ -168,7 +170,7 @@ def to_view(job: RenderJob, *, queue_position: int | None = None) -> api.RenderV
         if (
             job.status == RenderStatus.complete
             and not job.output.deleted
-            and storage.exists(clients.s3(), bucket, job.output.key)
+            and (not check_output or storage.exists(clients.s3(), bucket, job.output.key))
         ):
             url, expires = storage.presign_get(
                 clients.s3(),
@@ -211,7 +213,7 @@ def get(user_id: str, render_id: str) -> api.RenderView:
     position = None
     if job.status == RenderStatus.queued and job.slot == SlotState.waiting:
         position = len(svc.renders.waiting_before(job)) + 1
-    return to_view(job, queue_position=position)
+    return to_view(job, queue_position=position, check_output=True)
 
 
 def list_renders(

@@ -34,7 +34,7 @@ class ChunkWorker:
 
     def run(self, render_id: str, index: int, attempt: int) -> dict[str, Any]:
         job = self.renders.get(render_id)
-        chunk = next((c for c in self.renders.list_chunks(render_id) if c.index == index), None)
+        chunk = self.renders.get_chunk(render_id, index)
         if job is None or job.status in TERMINAL or chunk is None or chunk.attempts != attempt:
             logger.info("chunk no longer wanted; skipping")
             return {"status": "skipped"}

@@ -346,20 +346,16 @@ _EXECUTION_ENDINGS = {
     "FAILED": RenderError(code="INTERNAL", message="the render's workflow failed unexpectedly"),
 }
 
-_FAILURES: dict[str, type[errors.ServiceError]] = {
-    cls.__name__: cls
-    for cls in (
-        errors.RenderFailure,
-        errors.SourceNotAllowed,
-        errors.SourceUnavailable,
-        errors.SourceInvalid,
-        errors.SourceTooLarge,
-        errors.RenderTooLong,
-        errors.EncodeFailed,
-        errors.EncodeTimedOut,
-        errors.ChunkFailed,
-    )
-}
+
+def _failure_classes(base: type[errors.RenderFailure]) -> dict[str, type[errors.RenderFailure]]:
+    """Every RenderFailure by class name: the name Lambda reports as the error type."""
+    found = {base.__name__: base}
+    for sub in base.__subclasses__():
+        found |= _failure_classes(sub)
+    return found
+
+
+_FAILURES = _failure_classes(errors.RenderFailure)
 
 
 def failure_reason(error: dict[str, Any]) -> RenderError:

@@ -122,14 +122,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def s3(fake_aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3")
         for bucket in (SERVICE_BUCKET, MEDIA_BUCKET, "other-bucket"):
