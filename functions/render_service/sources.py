@@ -7,11 +7,9 @@ in size and time, and only then let ffmpeg (restricted to local files) look at i
 - `s3://`: only buckets on the allow list (`Settings.source_buckets`); the caller
   checks that with `check_s3_allowed`, then `fetch_s3` downloads, pinned to the
   object's ETag so a worker reads the same bytes the planner probed.
-- `https://` (SSRF guard): port 443 only, no userinfo, no numeric-looking host
-  forms (`2130706433`, `0x7f.1`, `0177.0.0.1`), no single-label names (`localhost`); the host is resolved once and every
-  address must be public (not private, loopback, link-local/metadata, multicast,
-  reserved, unspecified, CGNAT 100.64/10, IPv6 ULA or link-local, nor an IPv4-mapped,
-  6to4 or NAT64 form of those). The TCP connection goes to that vetted address
+- `https://` (SSRF guard): the rules of `urls` (the same ones `POST /renders` applies),
+  checked again here because DNS may answer differently by now: the host is resolved
+  once and every address must be public. The TCP connection goes to that vetted address
   while TLS SNI, certificate check and the Host header use the name, so a second
   DNS answer (rebinding) cannot redirect it. Redirects are followed by hand, at
   most 3, and every hop is checked again. The body is streamed and aborted past
@@ -25,7 +23,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import ipaddress
 import re
 import socket
 import ssl
@@ -34,11 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from render_service import errors
+from render_service import errors, urls
+from render_service.urls import HostUnresolved, HttpsTarget, Resolver, UrlRefused, parse_https_url
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -53,13 +51,6 @@ READ_TIMEOUT_SECONDS = 30.0
 # probe, the upload to S3 and the planning that follow.
 TOTAL_TIMEOUT_SECONDS = 180.0
 BLOCK = 1 << 20
-
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-# Hosts such as "2130706433", "0x7f000001", "0177.1" or "127.1" are IPv4 to inet_aton but
-# not to ipaddress; they are never legitimate DNS names, so they are refused outright.
-_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$", re.IGNORECASE)
-_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9-]{1,63}\.?$")
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -152,99 +143,22 @@ def fetch_s3(
 # --- HTTPS -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HttpsTarget:
-    url: str
-    host: str
-    port: int
-    path: str  # path and query, as sent in the request line
-
-
 def check_https_url(url: str, *, where: str) -> HttpsTarget:
-    """Refuse everything but a plain https URL to a DNS name or a public IP literal."""
+    """Refuse everything but a plain https URL to a DNS name or a public IP literal (`urls`' rules)."""
     try:
-        parts = urlsplit(url)
-        port = parts.port or 443
-    except ValueError:
-        raise errors.SourceNotAllowed(f"{where}: not a valid URL") from None
-    if parts.scheme.lower() != "https":
-        raise errors.SourceNotAllowed(f"{where}: only https:// URLs are fetched")
-    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise errors.SourceNotAllowed(f"{where}: URLs with credentials are refused")
-    if port != 443:
-        raise errors.SourceNotAllowed(f"{where}: only port 443 is allowed")
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise errors.SourceNotAllowed(f"{where}: the URL has no host")
-    literal = _ip_literal(host)
-    if literal is not None:
-        if not is_public_address(literal):
-            raise errors.SourceNotAllowed(f"{where}: address {literal} is not public")
-    else:
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise errors.SourceNotAllowed(f"{where}: invalid host name") from None
-        # Single-label names ("metadata", "intranet") only resolve through internal search domains.
-        single_label = "." not in host
-        if _NUMERIC_HOST.match(host) or not _HOSTNAME.match(host) or single_label or host.endswith(".localhost"):
-            raise errors.SourceNotAllowed(f"{where}: host '{host}' is not allowed")
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return HttpsTarget(url=url, host=host, port=port, path=path)
-
-
-def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]").split("%")[0])
-    except ValueError:
-        return None
-
-
-def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True only for globally routable unicast addresses, looking through IPv6 wrappers of IPv4."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return is_public_address(ip.ipv4_mapped)
-        if ip.sixtofour is not None:
-            return is_public_address(ip.sixtofour)
-        if ip.teredo is not None:
-            return False
-        if ip in _NAT64:
-            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if ip.is_site_local:
-            return False
-    elif ip in _CGNAT:
-        return False
-    return ip.is_global and not (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-    )
-
-
-Resolver = Callable[..., list[Any]]
+        return parse_https_url(url)
+    except UrlRefused as refused:
+        raise errors.SourceNotAllowed(f"{where}: {refused.reason}") from None
 
 
 def resolve_public(host: str, port: int, *, where: str, resolver: Resolver = socket.getaddrinfo) -> str:
-    """Resolve once; every answer must be public (a mixed answer is an attack). Returns the address to use."""
-    literal = _ip_literal(host)
-    if literal is not None:
-        if not is_public_address(literal):
-            raise errors.SourceNotAllowed(f"{where}: address {literal} is not public")
-        return str(literal)
+    """Resolve once, now, right before connecting; every answer must be public. Returns the address to use."""
     try:
-        answers = resolver(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        raise errors.SourceUnavailable(f"{where}: host '{host}' does not resolve") from None
-    addresses = []
-    for _family, _type, _proto, _canon, sockaddr in answers:
-        ip = _ip_literal(str(sockaddr[0]))
-        if ip is None or not is_public_address(ip):
-            raise errors.SourceNotAllowed(f"{where}: host '{host}' resolves to a non-public address")
-        addresses.append(str(ip))
-    if not addresses:
-        raise errors.SourceUnavailable(f"{where}: host '{host}' does not resolve")
-    return addresses[0]
+        return urls.resolve_public(host, port, resolver=resolver)
+    except UrlRefused as refused:
+        raise errors.SourceNotAllowed(f"{where}: {refused.reason}") from None
+    except HostUnresolved as unresolved:
+        raise errors.SourceUnavailable(f"{where}: {unresolved}") from None
 
 
 class Response(Protocol):

@@ -480,3 +480,166 @@ def test_docs_serve_swagger_ui_without_auth(aws: Any, load_event: Callable[..., 
     assert response["statusCode"] == 200
     assert "swagger" in response["body"].lower()
     assert "/openapi.json" in response["body"] or "openapi" in response["body"].lower()
+
+
+# --- refusals at the door ------------------------------------------------------------------
+
+NON_PUBLIC_HOSTS = [
+    "127.0.0.1",
+    "2130706433",
+    "0x7f000001",
+    "0x7f.0.0.1",
+    "0177.0.0.1",
+    "127.1",
+    "169.254.169.254",
+    "[::1]",
+    "[::ffff:127.0.0.1]",
+    "[::ffff:a9fe:a9fe]",
+    "[::127.0.0.1]",
+    "[fe80::1%25eth0]",
+    "[64:ff9b::a9fe:a9fe]",
+    "10.0.0.1.",
+    "internal.example",  # resolves to a private address (see the resolver below)
+]
+
+
+@pytest.fixture
+def private_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def resolve(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        ip = "10.0.0.7" if host == "internal.example" else "93.184.215.14"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
+@pytest.mark.parametrize("host", NON_PUBLIC_HOSTS)
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        ("scene", "timeline.scenes[1].src"),
+        ("soundtrack", "timeline.soundtrack.src"),
+    ],
+)
+def test_https_sources_that_cannot_be_public_are_refused_at_submit_and_charge_nothing(
+    call: Call, private_dns: None, host: str, where: str, field: str
+) -> None:
+    url = f"https://{host}/a.mp4"
+    timeline: dict[str, Any] = {"scenes": [{"type": "clip", "src": CLIP, "duration": 5}]}
+    if where == "scene":
+        timeline["scenes"].append({"type": "image", "src": url, "duration": 2})
+    else:
+        timeline["soundtrack"] = {"src": url}
+    before = call("GET", "/quota")[1]
+    status, payload, _ = call("POST", "/renders", body(timeline=timeline))
+    assert status == 422, payload
+    assert payload["error"]["code"] == "INVALID_REQUEST"
+    assert payload["error"]["message"].startswith(f"{field}: ")
+    assert payload["error"]["details"]["field"] == field
+    assert call("POST", "/renders/estimate", body(timeline=timeline))[0] == 422
+    assert call("GET", "/quota")[1] == before
+    assert call("GET", "/renders")[1]["renders"] == []
+
+
+def test_public_https_sources_are_admitted(call: Call, private_dns: None) -> None:
+    scenes = [{"type": "image", "src": "https://media.example/poster.png", "duration": 2}]
+    status, created, _ = call("POST", "/renders", body(timeline={"scenes": scenes}))
+    assert status == 202, created
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "field"),
+    [
+        ("/renders/{id}/download-url", {"expiresInSecond": 60}, "expiresInSecond"),
+        ("/uploads", {"filename": "a.mp4", "contentType": "video/mp4", "sizeBytes": 1, "acl": "public"}, "acl"),
+        ("/renders/cancel", {"subject": {"type": "movie", "id": "m1"}, "all": True}, "all"),
+        ("/renders/cancel", {"subject": {"type": "movie", "id": "m1", "owner": "bob"}}, "subject.owner"),
+        ("/renders", body(output={"resolution": "720p", "bitrate": 1}), "output.bitrate"),
+        ("/renders/estimate", body(extra=1), "extra"),
+    ],
+)
+def test_every_request_body_refuses_unknown_fields(call: Call, path: str, payload: Any, field: str) -> None:
+    render_id = call("POST", "/renders", body())[1]["renderId"]
+    status, error, _ = call("POST", path.format(id=render_id), payload)
+    assert status == 422, error
+    assert error["error"]["code"] == "VALIDATION_ERROR"
+    assert error["error"]["message"].startswith(f"{field}: ")
+
+
+def test_every_request_model_in_the_document_forbids_unknown_fields(call: Call) -> None:
+    spec = call("GET", "/openapi.json", user=None)[1]
+    schemas = spec["components"]["schemas"]
+    refs = {
+        ref
+        for item in spec["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and "requestBody" in op
+        for ref in _refs(op["requestBody"])
+    }
+    seen: set[str] = set()
+
+    def walk(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        schema = schemas[name]
+        if schema.get("type") == "object":
+            assert schema.get("additionalProperties") is False, name
+        for ref in _refs(schema):
+            walk(ref)
+
+    for ref in refs:
+        walk(ref)
+    assert {"RenderRequest", "DownloadUrlRequest", "UploadRequest", "CancelBySubject"} <= seen
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def test_the_body_limit_counts_bytes_not_characters(call: Call) -> None:
+    # 100,000 characters, 300,000 bytes of UTF-8: over the 256 KiB limit.
+    raw = json.dumps(body(padding="\u20ac" * 100_000), ensure_ascii=False)
+    assert len(raw) < 256 * 1024 < len(raw.encode())
+    status, payload, _ = call("POST", "/renders", raw_body=raw)
+    assert (status, payload["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
+    assert call("GET", "/renders")[1]["renders"] == []
+
+
+def _b64(raw: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        _b64(b"[" * 1500),
+        _b64(b"null"),
+        _b64(b"[]"),
+        _b64(b'"USER#alice"'),
+        _b64(json.dumps({"GSI1PK": "USER#alice"}).encode()),
+        _b64(json.dumps({"GSI1PK": "USER#alice", "GSI1SK": "x", "PK": "RENDER#x", "SK": "RENDER", "a": "b"}).encode()),
+        _b64(json.dumps({"GSI1PK": "USER#alice", "GSI1SK": 5, "PK": "RENDER#x", "SK": "RENDER"}).encode()),
+        _b64(json.dumps({"GSI1PK": "USER#alice", "GSI1SK": {"S": "x"}, "PK": "RENDER#x", "SK": "RENDER"}).encode()),
+        _b64(json.dumps({"GSI1PK": "USER#alice", "GSI1SK": "", "PK": "RENDER#x", "SK": "RENDER"}).encode()),
+        _b64(json.dumps({"GSI1PK": "USER#alice", "GSI1SK": "x", "PK": "QUOTA#alice", "SK": "RENDER"}).encode()),
+        _b64(json.dumps({"GSI1PK": "USER#alice", "GSI1SK": "x" * 2000, "PK": "RENDER#x", "SK": "RENDER"}).encode()),
+        _b64(b"\xff\xfe"),
+        "not base64 at all!",
+        "====",
+        "%00",
+    ],
+)
+def test_crafted_cursors_are_a_4xx(call: Call, cursor: str) -> None:
+    call("POST", "/renders", body())
+    status, payload, _ = call("GET", "/renders", query={"cursor": cursor})
+    assert 400 <= status < 500, payload
+    assert payload["error"]["message"].startswith("cursor")

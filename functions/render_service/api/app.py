@@ -109,7 +109,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     method, path = event.get("httpMethod", ""), event.get("path", "")
     body = event.get("body") or ""
     refusal: Response[Any] | None = None
-    if len(body) > MAX_BODY_BYTES:
+    if body_bytes(body, base64_encoded=bool(event.get("isBase64Encoded"))) > MAX_BODY_BYTES:
         refusal = _error(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             errors.PayloadTooLarge.code,
@@ -128,6 +128,13 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         event = {**event, "headers": {**headers, "Content-Type": "application/json"}}
         event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
     return app.resolve(event, context)
+
+
+def body_bytes(body: str, *, base64_encoded: bool) -> int:
+    """The body's size on the wire: bytes, not characters (one emoji is four bytes of UTF-8)."""
+    if base64_encoded:
+        return len(body) * 3 // 4 - body[-2:].count("=")
+    return len(body.encode("utf-8", errors="surrogatepass"))
 
 
 def _proxy_response(refusal: Response[Any]) -> dict[str, Any]:

@@ -104,15 +104,32 @@ def _encode_cursor(last_key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(it.deserialize(last_key)).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, partition_attr: str, partition: str) -> dict[str, Any]:
+_CURSOR_VALUE_CHARS = 1024
+
+
+def _decode_cursor(cursor: str, index: str, partition: str) -> dict[str, Any]:
+    """The start key a cursor carries, if it is one this API could have returned for this query.
+
+    Anything else (another partition, other attributes, other types) is refused here: DynamoDB
+    would answer a malformed ExclusiveStartKey with a ValidationException, and another partition
+    would reach another user's data.
+    """
+    pk_attr, sk_attr = f"{index}PK", f"{index}SK"
+    refused = InvalidRequest("cursor: is not a cursor this API returned", details={"field": "cursor"})
     try:
         decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidRequest("cursor: is not a cursor this API returned") from exc
-    # A cursor is only honoured inside the partition it came from, so it can't reach another user's data.
-    if not isinstance(decoded, dict) or decoded.get(partition_attr) != partition:
-        raise InvalidRequest("cursor: is not a cursor this API returned")
-    return it.serialize({k: str(v) for k, v in decoded.items()})
+    except (ValueError, binascii.Error, RecursionError):
+        raise refused from None
+    if (
+        not isinstance(decoded, dict)
+        or set(decoded) != {"PK", "SK", pk_attr, sk_attr}
+        or not all(isinstance(v, str) and 0 < len(v) <= _CURSOR_VALUE_CHARS for v in decoded.values())
+        or decoded[pk_attr] != partition
+        or decoded["SK"] != it.RENDER_SK
+        or not decoded["PK"].startswith(it.render_pk(""))
+    ):
+        raise refused
+    return it.serialize(decoded)
 
 
 class RenderRepository:
@@ -214,14 +231,14 @@ class RenderRepository:
     ) -> tuple[list[RenderJob], str | None]:
         """Newest first. With a status filter a page may hold fewer than `limit` renders; follow the cursor."""
         if subject_key:
-            index, pk_attr, partition = "GSI2", "GSI2PK", it.subject_pk(user_id, subject_key)
+            index, partition = "GSI2", it.subject_pk(user_id, subject_key)
         else:
-            index, pk_attr, partition = "GSI1", "GSI1PK", it.user_history_pk(user_id)
+            index, partition = "GSI1", it.user_history_pk(user_id)
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": index,
             "KeyConditionExpression": "#pk = :pk",
-            "ExpressionAttributeNames": {"#pk": pk_attr},
+            "ExpressionAttributeNames": {"#pk": f"{index}PK"},
             "ExpressionAttributeValues": {":pk": {"S": partition}},
             "ScanIndexForward": False,
             "Limit": limit,
@@ -231,7 +248,7 @@ class RenderRepository:
             query["ExpressionAttributeNames"]["#status"] = "status"
             query["ExpressionAttributeValues"][":status"] = {"S": status.value}
         if cursor:
-            query["ExclusiveStartKey"] = _decode_cursor(cursor, pk_attr, partition)
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, index, partition)
         response = self._db.query(**query)
         jobs = [item_to_job(raw) for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")

@@ -1,4 +1,4 @@
-"""Limits and prices that follow from a request alone, before any media is fetched.
+"""Limits, prices and source checks that follow from a request, before any media is fetched.
 
 Cost = ceil(output minutes x resolution multiplier). Clips without a `duration` are charged as if
 they ran to the longest output allowed; the render is settled at the end and the unused part refunded.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from render_service import urls
 from render_service.errors import InvalidRequest
 from render_service.models.api import Estimate
 from render_service.models.timeline import HIGH_RESOLUTIONS, RenderRequest, Resolution, SubjectType
@@ -76,6 +77,12 @@ def check(request: RenderRequest, user_id: str, settings: Settings) -> None:
     for field, src in sources:
         if src and src.startswith("s3://"):
             check_s3_source(field, src, user_id, settings)
+    # A source the fetch would surely refuse is refused now, before it costs a quota slot.
+    https = {field: src for field, src in sources if src and not src.startswith("s3://")}
+    try:
+        urls.check_public_urls(https)
+    except urls.UrlRefused as refused:
+        raise InvalidRequest(str(refused), details={"field": refused.where, "rule": refused.reason}) from None
 
 
 def check_s3_source(field: str, src: str, user_id: str, settings: Settings) -> None:

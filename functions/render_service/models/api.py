@@ -1,4 +1,4 @@
-"""What the API returns (and the small request bodies besides `RenderRequest`)."""
+"""What the API returns, and the small request bodies besides `RenderRequest` (unknown fields refused)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from render_service.models.timeline import Subject
+from render_service.models.timeline import MAX_SOURCE_BYTES, ApiModel, Subject
 
 
 class ErrorDetail(BaseModel):
@@ -65,7 +65,7 @@ class RenderPage(BaseModel):
     nextCursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last.")
 
 
-class DownloadUrlRequest(BaseModel):
+class DownloadUrlRequest(ApiModel):
     expiresInSeconds: int = Field(3600, ge=60, le=604800)
 
 
@@ -74,7 +74,7 @@ class DownloadUrl(BaseModel):
     expiresAt: datetime
 
 
-class CancelBySubject(BaseModel):
+class CancelBySubject(ApiModel):
     subject: Subject
 
 
@@ -101,13 +101,10 @@ class UploadContentType(StrEnum):
     wav = "audio/wav"
 
 
-MAX_UPLOAD_BYTES = 2 * 1024**3
-
-
-class UploadRequest(BaseModel):
+class UploadRequest(ApiModel):
     filename: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
     contentType: UploadContentType
-    sizeBytes: int = Field(gt=0, le=MAX_UPLOAD_BYTES)
+    sizeBytes: int = Field(gt=0, le=MAX_SOURCE_BYTES, description="At most what a render reads from one source.")
 
 
 class UploadTicket(BaseModel):

@@ -17,6 +17,9 @@ MAX_SCENES = 20
 MAX_SCENE_SECONDS = 600.0
 MAX_TITLE_CHARS = 200
 MAX_SRC_CHARS = 2048
+# The largest source a render reads, and so the largest upload a ticket is issued for. Per source:
+# StartRender's /tmp (infra/constructs/functions.py) is sized to hold one at a time.
+MAX_SOURCE_BYTES = 1 << 30
 
 _HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$")
 # The names ffmpeg's colour parser knows (`ffmpeg -colors`), so a typo is a 422, not a failed render.

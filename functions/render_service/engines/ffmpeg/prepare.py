@@ -25,7 +25,7 @@ from render_service.engines.ffmpeg import commands
 from render_service.engines.ffmpeg.models import RenderPlan, SourceRef
 from render_service.engines.ffmpeg.plan import DEFAULT_CHUNK_SECONDS, SourceInfo, build_plan
 from render_service.engines.ffmpeg.probe import Probe, ProbeError, inspect, scan_packets
-from render_service.models.timeline import ClipScene, ImageScene, RenderRequest
+from render_service.models.timeline import MAX_SOURCE_BYTES, ClipScene, ImageScene, RenderRequest
 from render_service.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,9 +34,6 @@ if TYPE_CHECKING:
 SOURCES_BUDGET_SECONDS = 210.0
 """All https downloads of one render together: StartRender has 5 minutes, and needs the rest to
 probe, stage and plan. A render whose sources are this slow fails as SOURCE_UNAVAILABLE."""
-
-MAX_SOURCE_BYTES = 1 << 30
-"""Per source. Lambda's /tmp is 512 MB by default and up to 10 GB; the function is sized for this."""
 
 
 @dataclass(frozen=True)
