@@ -115,6 +115,7 @@ class RenderServiceStack(Stack):
             bus=self.notifications.bus,
             limits=config.limits,
             allowed_source_buckets=config.allowed_source_buckets,
+            cors_allowed_origins=config.cors_allowed_origins,
         )
         fns = self.functions
         self.workflow = RenderWorkflow(

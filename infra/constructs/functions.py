@@ -173,6 +173,7 @@ class RenderFunctions(Construct):
         bus: events.IEventBus,
         limits: RenderLimits,
         allowed_source_buckets: Sequence[str],
+        cors_allowed_origins: Sequence[str] = ("*",),
     ) -> None:
         super().__init__(scope, construct_id)
         self._data = data
@@ -228,7 +229,8 @@ class RenderFunctions(Construct):
                 description="REST API: renders, quota, uploads",
                 memory_mib=512,
                 timeout=Duration.seconds(29),  # API Gateway's integration timeout
-                environment={**sources, **quota},
+                # The same origins as API Gateway's preflight, for the headers on actual responses.
+                environment={**sources, **quota, "CORS_ALLOWED_ORIGINS": ",".join(cors_allowed_origins)},
                 read=(RENDERS,),  # HEAD + presigned GETs of outputs
                 put=(INPUTS,),  # presigned upload PUTs
                 delete=(RENDERS,),  # DELETE /renders/{id}

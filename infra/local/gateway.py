@@ -2,12 +2,13 @@
 
 Local auth stands in for the Cognito authorizer: `Authorization: Bearer local:<userId>` becomes
 the claim `sub`. Anything else carries no claims, and the handler answers 401 as it does deployed.
+Like API Gateway it takes a burst of connections (a deep listen backlog, a thread each), reads
+`Content-Length` and chunked bodies, and answers what it cannot pass on in the API's error shape.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import threading
 import uuid
@@ -18,11 +19,25 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from infra.local.cloud import LambdaContext
+from render_service.models.api import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("render_service.local")
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+# http.server's default backlog is 5: a burst of clients got connection resets before any
+# handler ran. The kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+_MAX_CHUNK_LINE = 1024
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class _Refused(Exception):
+    """A request the gateway answers itself, before the API sees it."""
+
+    def __init__(self, status: HTTPStatus, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 def claims_from(authorization: str | None) -> dict[str, str] | None:
@@ -54,7 +69,8 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes, sou
         "requestContext": {
             "resourcePath": url.path,
             "httpMethod": method,
-            "path": f"/local{url.path}",
+            # Served at the root, as behind a custom domain: no stage in front of the routes.
+            "path": url.path,
             "stage": "local",
             "requestId": str(uuid.uuid4()),
             "accountId": "123456789012",
@@ -69,16 +85,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            self._reply(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                {"Content-Type": "application/json"},
-                json.dumps({"error": {"code": "PAYLOAD_TOO_LARGE", "message": "body: too large"}}).encode(),
-            )
-            self.close_connection = True
+        try:
+            body = self._read_body()
+        except _Refused as refused:
+            self._refuse(refused)
             return
-        body = self.rfile.read(length) if length else b""
         event = to_event(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
         context = LambdaContext("Api", "arn:aws:lambda:us-east-1:123456789012:function:Api", 512, 29)
         try:
@@ -96,11 +107,78 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers[name] = ", ".join(values)
         self._reply(int(response.get("statusCode", 200)), headers, raw)
 
+    def _read_body(self) -> bytes:
+        encoding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
+        if encoding:
+            if encoding != "chunked":
+                raise _Refused(
+                    HTTPStatus.NOT_IMPLEMENTED, "NOT_IMPLEMENTED", f"Transfer-Encoding: {encoding} is not supported"
+                )
+            return self._read_chunked()
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit():
+            raise _Refused(HTTPStatus.BAD_REQUEST, "BAD_REQUEST", "Content-Length: must be a number of bytes")
+        length = int(declared)
+        if length > MAX_REQUEST_BYTES:
+            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE", "body: too large")
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        """RFC 9112 section 7.1: hex size lines (extensions ignored), data, CRLF; a zero size ends it."""
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(_MAX_CHUNK_LINE)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _Refused(HTTPStatus.BAD_REQUEST, "BAD_REQUEST", "body: malformed chunked encoding") from None
+            if size < 0:
+                raise _Refused(HTTPStatus.BAD_REQUEST, "BAD_REQUEST", "body: malformed chunked encoding")
+            if size == 0:
+                break
+            total += size
+            if total > MAX_REQUEST_BYTES:
+                raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE", "body: too large")
+            data = self.rfile.read(size)
+            if len(data) != size or self.rfile.readline(_MAX_CHUNK_LINE).strip():
+                raise _Refused(HTTPStatus.BAD_REQUEST, "BAD_REQUEST", "body: malformed chunked encoding")
+            parts.append(data)
+        while self.rfile.readline(_MAX_CHUNK_LINE).strip():  # trailer fields, which we ignore
+            pass
+        return b"".join(parts)
+
+    def _refuse(self, refused: _Refused) -> None:
+        # The body may be unread (or unreadable): this connection cannot carry another request.
+        self.close_connection = True
+        error = ErrorResponse(error=ErrorDetail(code=refused.code, message=refused.message))
+        headers = {"Content-Type": "application/json", **refused.headers}
+        self._reply(refused.status, headers, error.model_dump_json().encode())
+
+    def _unknown_method(self) -> None:
+        self._refuse(
+            _Refused(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                f"{self.command}: method not allowed",
+                {"Allow": ", ".join(METHODS)},
+            )
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        # BaseHTTPRequestHandler looks up `do_<METHOD>` and answers a bare-HTML 501 when it is
+        # missing; any other method gets a 405 in the API's error shape instead.
+        if name.startswith("do_"):
+            return self._unknown_method
+        raise AttributeError(name)
+
     def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.send_response(status)
         for name, value in headers.items():
-            if name.lower() not in ("content-length", "connection"):
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -114,6 +192,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
     api_handler: Handler
 
 

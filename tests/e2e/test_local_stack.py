@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -260,3 +263,85 @@ def test_the_local_stack_enforces_the_ffmpeg_functions_dynamodb_policy(stack: tu
                 ExpressionAttributeValues={":b": {"N": "1000000"}},
             )
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+# --- the local gateway under load and odd HTTP -------------------------------------------------
+
+
+def _raw(gateway: Gateway, request: bytes, timeout: float = 60) -> tuple[int, dict[str, str], bytes]:
+    """One request on its own connection, exactly as given; returns (status, headers, body)."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def test_a_burst_of_concurrent_connections_is_answered_without_resets(stack: tuple[LocalCloud, Gateway]) -> None:
+    _, gateway = stack
+    clients = 120
+    # All connect at once, as a frontend's burst or a load test does: the listen backlog must hold them.
+    barrier = threading.Barrier(clients)
+
+    def one(_: int) -> int | str:
+        barrier.wait()
+        try:
+            return _raw(gateway, b"GET /health HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")[0]
+        except OSError as exc:
+            return type(exc).__name__
+
+    with ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(one, range(clients)))
+    assert answers == [200] * clients
+
+
+def test_chunked_request_bodies_are_read(stack: tuple[LocalCloud, Gateway]) -> None:
+    _, gateway = stack
+    body = json.dumps({"timeline": {"scenes": [{"type": "title", "text": "chunked", "duration": 2}]}}).encode()
+    pieces = [body[:10], body[10:25], body[25:]]
+    chunked = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\nX-Trailer: t\r\n\r\n"
+    status, _, answer = _raw(
+        gateway,
+        b"POST /renders/estimate HTTP/1.1\r\nHost: local\r\nAuthorization: Bearer local:chunky\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked,
+    )
+    assert status == 200, answer
+    assert json.loads(answer)["durationSeconds"] == 2
+    # A client library's chunked upload (a generator body) works the same way.
+    streamed = requests.post(
+        f"{gateway.url}/renders/estimate",
+        data=iter(pieces),
+        headers={"Authorization": "Bearer local:chunky", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert streamed.status_code == 200, streamed.text
+    status, _, answer = _raw(
+        gateway, b"POST /renders HTTP/1.1\r\nHost: local\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+    )
+    assert (status, json.loads(answer)["error"]["code"]) == (400, "BAD_REQUEST")
+
+
+@pytest.mark.parametrize("method", ["FOO", "PROPFIND", "TRACE", "CONNECT"])
+def test_unknown_methods_get_a_405_in_the_error_shape(stack: tuple[LocalCloud, Gateway], method: str) -> None:
+    _, gateway = stack
+    status, headers, body = _raw(gateway, f"{method} /renders HTTP/1.1\r\nHost: local\r\n\r\n".encode())
+    assert status == 405
+    assert json.loads(body)["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert "GET" in headers["allow"]
+
+
+def test_a_known_path_with_another_method_is_a_405_naming_the_allowed_ones(stack: tuple[LocalCloud, Gateway]) -> None:
+    _, gateway = stack
+    answer = requests.put(f"{gateway.url}/renders", headers={"Authorization": "Bearer local:m"}, timeout=10)
+    assert answer.status_code == 405
+    assert answer.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert answer.headers["Allow"] == "GET, POST"
+    assert (
+        requests.get(f"{gateway.url}/nowhere", headers={"Authorization": "Bearer local:m"}, timeout=10).status_code
+        == 404
+    )

@@ -258,6 +258,7 @@ def test_environment_gives_each_function_only_what_it_needs(template: Template) 
         assert env[name]["FONT_PATH"] == "/opt/fonts/Roboto-Regular.ttf"
         assert env[name]["ALLOWED_SOURCE_BUCKETS"] == "team-footage,stock.clips"
     assert env["Api"]["ALLOWED_SOURCE_BUCKETS"] == "team-footage,stock.clips"
+    assert env["Api"]["CORS_ALLOWED_ORIGINS"] == "*"
     quota = {
         "RATE_LIMIT_RENDERS": "5",
         "RATE_LIMIT_WINDOW_SECONDS": "3600",
@@ -705,9 +706,13 @@ def test_context_switches_architecture_retention_and_optional_parts(build_stack:
                 "alarmEmail": "",
                 "retainData": False,
                 "inputsRetentionDays": 7,
+                "corsAllowedOrigins": ["https://app.example", "https://admin.example"],
             }
         )
     )
+    # The function answers CORS for the same origins as API Gateway's preflight.
+    api_env = functions_by_name(template)["Api"][1]["Environment"]["Variables"]
+    assert api_env["CORS_ALLOWED_ORIGINS"] == "https://app.example,https://admin.example"
     for name, (logical_id, props) in functions_by_name(template).items():
         assert props["Architectures"] == ["arm64"], name
         assert props["Environment"]["Variables"].get("ALLOWED_SOURCE_BUCKETS", "") == "", name

@@ -48,6 +48,7 @@ def call(aws: Any, load_event: Callable[..., dict[str, Any]], monkeypatch: pytes
         event["multiValueQueryStringParameters"] = {k: [v] for k, v in (query or {}).items()} or None
         event["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
         event["headers"] = {**event["headers"], **(headers or {})}
+        event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}  # as API Gateway sends both
         event["requestContext"]["authorizer"] = {"claims": {"sub": user}} if user else None
         response = handler(event, _Context())
         payload = json.loads(response["body"]) if response.get("body") else {}
@@ -85,7 +86,7 @@ def test_post_render_accepts_and_charges(call: Call) -> None:
     assert status == 202
     assert created["status"] == "queued"
     assert created["cost"] == 1
-    assert headers["Location"] == f"/renders/{created['renderId']}"
+    assert headers["Location"] == f"/prod/renders/{created['renderId']}"  # the stage, as the client called it
 
     status, render, _ = call("GET", f"/renders/{created['renderId']}")
     assert status == 200
@@ -643,3 +644,62 @@ def test_crafted_cursors_are_a_4xx(call: Call, cursor: str) -> None:
     status, payload, _ = call("GET", "/renders", query={"cursor": cursor})
     assert 400 <= status < 500, payload
     assert payload["error"]["message"].startswith("cursor")
+
+
+@pytest.fixture
+def app_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    from render_service.api import app as api_app
+
+    cors = api_app.cors_config("https://app.example, https://admin.example")
+    monkeypatch.setattr(api_app, "CORS", cors)
+    monkeypatch.setattr(api_app.app, "_cors", cors)
+
+
+def test_cors_answers_only_the_configured_origins(call: Call, app_origins: None) -> None:
+    for origin in ("https://app.example", "https://admin.example"):
+        status, _, headers = call("GET", "/quota", headers={"Origin": origin})
+        assert status == 200
+        assert headers["Access-Control-Allow-Origin"] == origin
+        assert "Location" in headers["Access-Control-Expose-Headers"]
+        status, _, headers = call("GET", "/quota", user=None, headers={"Origin": origin})
+        assert (status, headers["Access-Control-Allow-Origin"]) == (401, origin)
+    for _status, _, headers in (
+        call("GET", "/quota", headers={"Origin": "https://evil.example"}),
+        call("GET", "/quota", user=None, headers={"Origin": "https://evil.example"}),
+    ):
+        assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_cors_config_reads_a_comma_separated_list() -> None:
+    from render_service.api.app import cors_config
+
+    assert cors_config("*").allowed_origin("https://any.example") == "*"
+    config = cors_config(" https://a.example ,https://b.example,")
+    assert config.allowed_origin("https://b.example") == "https://b.example"
+    assert config.allowed_origin("https://c.example") is None
+
+
+def test_location_carries_the_stage_or_base_path_the_client_called(
+    call: Call, load_event: Callable[..., dict[str, Any]]
+) -> None:
+    from render_service.handlers.api import handler
+
+    for full_path, prefix in (("/v1/renders", "/v1"), ("/renders", ""), ("/media/api/renders", "/media/api")):
+        event = load_event("api_post_render", body=json.dumps(body()))
+        event["requestContext"]["path"] = full_path
+        event["requestContext"]["authorizer"] = {"claims": {"sub": "alice"}}
+        response = handler(event, _Context())
+        assert response["statusCode"] == 202, response
+        render_id = json.loads(response["body"])["renderId"]
+        location = {
+            **(response.get("headers") or {}),
+            **{k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()},
+        }["Location"]
+        assert location == f"{prefix}/renders/{render_id}"
+
+
+def test_a_known_path_with_an_undocumented_method_is_a_405(call: Call) -> None:
+    status, payload, headers = call("PATCH", "/renders/abc")
+    assert (status, payload["error"]["code"]) == (405, "METHOD_NOT_ALLOWED")
+    assert headers["Allow"] == "DELETE, GET"
+    assert call("PUT", "/nowhere")[0] == 404

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Sequence
+from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -53,11 +56,25 @@ def _parse_json(body: str) -> Any:
         raise json.JSONDecodeError(str(exc)[:200], body[:100], 0) from None
 
 
-app = APIGatewayRestResolver(
-    enable_validation=True,
-    json_body_deserializer=_parse_json,
-    cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type", "Idempotency-Key"], max_age=600),
-)
+def cors_config(origins: str) -> CORSConfig:
+    """CORS for the origins configured as API Gateway's (`CORS_ALLOWED_ORIGINS`, comma-separated; `*` for any).
+
+    A request from an origin not listed gets no CORS headers, so the browser refuses it.
+    """
+    allowed = [origin.strip() for origin in origins.split(",") if origin.strip()] or ["*"]
+    return CORSConfig(
+        allow_origin=allowed[0],
+        extra_origins=allowed[1:],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        expose_headers=["Location", "Retry-After"],
+        max_age=600,
+    )
+
+
+# The resolver is built at import, before Settings can be (tests set the environment later);
+# CDK sets this from the same context key as API Gateway's preflight (corsAllowedOrigins).
+CORS = cors_config(os.environ.get("CORS_ALLOWED_ORIGINS", "*"))
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_parse_json, cors=CORS)
 app.enable_swagger(
     path="/docs",
     title="Render service",
@@ -120,7 +137,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not claims.get("sub"):
             refusal = _error(HTTPStatus.UNAUTHORIZED, errors.Unauthorized.code, "Authorization: missing or invalid")
     if refusal is not None:
-        return _proxy_response(refusal)
+        return _proxy_response(refusal, event)
     if body:
         # The API speaks only JSON. Clients that send it as text/plain or form-encoded (curl's
         # default, fetch() with a string body) mean JSON too; a body that isn't JSON gets a 400.
@@ -137,15 +154,13 @@ def body_bytes(body: str, *, base64_encoded: bool) -> int:
     return len(body.encode("utf-8", errors="surrogatepass"))
 
 
-def _proxy_response(refusal: Response[Any]) -> dict[str, Any]:
+def _proxy_response(refusal: Response[Any], event: dict[str, Any]) -> dict[str, Any]:
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    # CORS headers too (as the resolver would add them), or a browser could not read why it was refused.
+    cors = CORS.to_dict(CORS.allowed_origin(headers.get("origin", "")))
     return {
         "statusCode": refusal.status_code,
-        # CORS headers too, or a browser frontend could not read why it was refused.
-        "headers": {
-            "Content-Type": "application/json",
-            "Access-Control-Allow-Origin": "*",
-            **{k: str(v) for k, v in refusal.headers.items()},
-        },
+        "headers": {"Content-Type": "application/json", **cors, **{k: str(v) for k, v in refusal.headers.items()}},
         "body": refusal.body,
         "isBase64Encoded": False,
     }
@@ -221,9 +236,32 @@ def _unexpected(exc: Exception) -> Response[Any]:
 
 @app.not_found
 def _no_route(exc: Exception) -> Response[Any]:
-    return _error(
-        HTTPStatus.NOT_FOUND, "NOT_FOUND", f"no route {app.current_event.http_method} {app.current_event.path}"
-    )
+    method, path = app.current_event.http_method, app.current_event.path
+    allowed = sorted(m for pattern, methods in _route_methods() for m in methods if pattern.fullmatch(path))
+    if allowed:
+        return _error(
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            f"{method}: not allowed on {path}; use {', '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+    return _error(HTTPStatus.NOT_FOUND, "NOT_FOUND", f"no route {method} {path}")
+
+
+@cache
+def _route_methods() -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each documented path as a pattern, with its methods: a known path with another method is a 405."""
+    paths = app.get_openapi_schema().paths or {}
+    return [
+        (
+            re.compile(re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(path))),
+            [m.upper() for m in item.model_dump(exclude_none=True) if m in HTTP_METHODS],
+        )
+        for path, item in paths.items()
+    ]
+
+
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
 
 
 # --- routes ----------------------------------------------------------------------------
@@ -249,8 +287,16 @@ def create_render(request: RenderRequest) -> Response[api.RenderCreated]:
         status_code=HTTPStatus.ACCEPTED,
         content_type="application/json",
         body=created,
-        headers={"Location": f"/renders/{created.renderId}"},
+        headers={"Location": f"{_base_path()}/renders/{created.renderId}"},
     )
+
+
+def _base_path() -> str:
+    """What stands before our routes in the caller's URL: the stage (`/v1`) on the execute-api
+    domain, a base path mapping (or nothing) on a custom domain. API Gateway reports the full
+    path it received in `requestContext.path`, and the route's path in `path`."""
+    full, route = app.current_event.request_context.path or "", app.current_event.path
+    return full[: -len(route)] if route and full.endswith(route) else ""
 
 
 @app.post("/renders/estimate", tags=["renders"])
