@@ -5,7 +5,7 @@
 Writes, under layers/build/ (gitignored):
   deps/python/...            runtime dependencies from pyproject.toml, minus what Lambda ships
   ffmpeg-<arch>/bin/ffmpeg   from the imageio-ffmpeg wheel pinned in pyproject.toml
-  ffmpeg-<arch>/fonts/       Roboto-Regular.ttf for drawtext (/opt/fonts/ in Lambda)
+  ffmpeg-<arch>/fonts/       the bundled title fonts (render_service.fonts) and their licences (/opt/fonts/)
 
 Each layer is skipped when its stamp matches the pinned inputs, so repeated builds are fast.
 """
@@ -38,7 +38,7 @@ LAMBDA_PYTHON = "3.12"
 # Lambda's limit on a function's code plus all its layers, unzipped: 262,144,000 bytes.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 # Bump when the build steps change, so old stamps stop matching.
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 
 # The python3.12 runtime already ships boto3 and its transport; a second copy in the layer
 # costs ~25 MB zipped and pushes the ffmpeg functions towards the 250 MB limit.
@@ -189,14 +189,14 @@ def build_deps(arch: str, project: dict[str, Any], force: bool) -> Layer:
 def build_ffmpeg(arch: str, project: dict[str, Any], force: bool) -> Layer:
     version = pinned_version(project, "imageio-ffmpeg")
     platform: str = ARCHES[arch]["ffmpeg"]
-    font = font_file()
+    fonts = font_files()
     layer = Layer(
         f"ffmpeg-{arch}",
         {
             "arch": arch,
             "imageio_ffmpeg": version,
             "platform": platform,
-            "font": {"name": font.name, "sha256": hashlib.sha256(font.read_bytes()).hexdigest()},
+            "fonts": {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in sorted(fonts.items())},
         },
     )
 
@@ -224,25 +224,29 @@ def build_ffmpeg(arch: str, project: dict[str, Any], force: bool) -> Layer:
                 with wheel.open(binaries[0]) as src, (out / "bin" / "ffmpeg").open("wb") as dst:
                     shutil.copyfileobj(src, dst)
         (out / "bin" / "ffmpeg").chmod(0o755)
-        fonts = out / "fonts"
-        fonts.mkdir()
-        shutil.copy2(font, fonts / "Roboto-Regular.ttf")
-        license_file = font.parent / "LICENSE"
-        if license_file.is_file():
-            shutil.copy2(license_file, fonts / "LICENSE-Roboto")
+        (out / "fonts").mkdir()
+        for name, path in fonts.items():
+            shutil.copy2(path, out / "fonts" / name)
 
     layer.build(fill, force=force)
     return layer
 
 
-def font_file() -> Path:
-    spec = importlib.util.find_spec("font_roboto")
-    if spec is None or spec.origin is None:
-        raise LayerBuildError("font-roboto is not installed; run `make install`")
-    path = Path(spec.origin).parent / "files" / "Roboto-Regular.ttf"
-    if not path.is_file():
-        raise LayerBuildError(f"{path} is missing from the font-roboto package")
-    return path
+def font_files() -> dict[str, Path]:
+    """Every bundled font file and its licence (as LICENSE-<file stem>), from the font packages."""
+    from render_service.fonts import FONTS, package_file  # noqa: PLC0415 (the project is installed by then)
+
+    files: dict[str, Path] = {}
+    for family, font in FONTS.items():
+        try:
+            files[font.file] = package_file(font.file, font.package)
+            files[f"LICENSE-{Path(font.file).stem}"] = package_file(font.licence, font.package)
+        except ModuleNotFoundError:
+            raise LayerBuildError(f"{font.package} (for {family}) is not installed; run `make install`") from None
+    for name, path in files.items():
+        if not path.is_file():
+            raise LayerBuildError(f"{path} ({name}) is missing from its font package")
+    return files
 
 
 def check_size(layers: list[Layer]) -> None:

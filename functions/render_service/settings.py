@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from render_service.fonts import DEFAULT_FAMILY, FontFamily, font_file
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
@@ -44,7 +46,8 @@ class Settings(BaseModel):
     download_url_ttl_seconds: int = Field(3600, ge=60, le=604800, validation_alias="DOWNLOAD_URL_TTL_SECONDS")
 
     ffmpeg_path: str = Field("", validation_alias="FFMPEG_PATH")
-    font_path: str = Field("", validation_alias="FONT_PATH")
+    # The bundled fonts (the ffmpeg layer's /opt/fonts); empty: the layer's, else the font packages'.
+    font_dir: str = Field("", validation_alias="FONT_DIR")
     work_dir: Path = Field(Path("/tmp"), validation_alias="WORK_DIR")
 
     @field_validator("allowed_source_buckets", mode="before")
@@ -69,16 +72,9 @@ class Settings(BaseModel):
 
         return str(imageio_ffmpeg.get_ffmpeg_exe())
 
-    @property
-    def font(self) -> str:
-        """A TTF for drawtext: the layer ships one; locally the font-roboto package does."""
-        if self.font_path:
-            return self.font_path
-        if Path("/opt/fonts/Roboto-Regular.ttf").exists():
-            return "/opt/fonts/Roboto-Regular.ttf"
-        import font_roboto  # type: ignore[import-untyped]  # noqa: PLC0415 (local runs only)
-
-        return str(Path(font_roboto.__file__).parent / "files" / "Roboto-Regular.ttf")
+    def font(self, family: FontFamily = DEFAULT_FAMILY) -> str:
+        """The TTF drawtext uses for a family (see render_service.fonts)."""
+        return str(font_file(family, self.font_dir or None))
 
 
 @cache

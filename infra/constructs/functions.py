@@ -24,7 +24,7 @@ FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 CODE_EXCLUDE = ["**/__pycache__", "**/*.pyc"]
 SERVICE_NAME = "render-service"
 METRICS_NAMESPACE = "RenderService"
-FFMPEG_ENV = {"FFMPEG_PATH": "/opt/bin/ffmpeg", "FONT_PATH": "/opt/fonts/Roboto-Regular.ttf"}
+FFMPEG_ENV = {"FFMPEG_PATH": "/opt/bin/ffmpeg", "FONT_DIR": "/opt/fonts"}
 
 INPUTS, WORK, RENDERS = "inputs/*", "work/*", "renders/*"
 # Job and chunk items: the only items the ffmpeg functions (untrusted media) may touch.
@@ -81,7 +81,7 @@ class FunctionSpec:
     description: str
     memory_mib: int = 256
     timeout: Duration = field(default_factory=lambda: Duration.seconds(30))
-    ffmpeg: bool = False  # ffmpeg layer, 10 GB /tmp, FFMPEG_PATH/FONT_PATH, read on source buckets
+    ffmpeg: bool = False  # ffmpeg layer, 10 GB /tmp, FFMPEG_PATH/FONT_DIR, read on source buckets
     environment: Mapping[str, str] = field(default_factory=dict)
     read: Sequence[str] = ()
     put: Sequence[str] = ()

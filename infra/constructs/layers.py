@@ -18,7 +18,7 @@ class LayersNotBuiltError(RuntimeError):
 
 
 class RenderLayers(Construct):
-    """`deps`: Powertools and pydantic. `ffmpeg`: /opt/bin/ffmpeg and /opt/fonts/Roboto-Regular.ttf."""
+    """`deps`: Powertools and pydantic. `ffmpeg`: /opt/bin/ffmpeg and the title fonts in /opt/fonts/."""
 
     def __init__(self, scope: Construct, construct_id: str, *, arch: str, layers_dir: Path) -> None:
         super().__init__(scope, construct_id)
@@ -50,7 +50,7 @@ class RenderLayers(Construct):
             code=lambda_.Code.from_asset(str(ffmpeg_dir)),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[architecture],
-            description="ffmpeg (imageio-ffmpeg build, with libx264/aac/drawtext) and the Roboto font",
+            description="ffmpeg (imageio-ffmpeg build, with libx264/aac/drawtext) and the bundled title fonts",
             removal_policy=RemovalPolicy.DESTROY,
         )
 

@@ -72,9 +72,9 @@ LOCAL_ENVIRONMENT = {
     "SLOT_WAIT_SECONDS": "1",
     "CHUNK_STALL_SECONDS": "60",
     "CHUNK_DISPATCH_TIMEOUT_SECONDS": "600",
-    # The layer's paths (/opt/...) don't exist here; settings fall back to imageio-ffmpeg and font-roboto.
+    # The layer's paths (/opt/...) don't exist here; settings fall back to imageio-ffmpeg and the font packages.
     "FFMPEG_PATH": "",
-    "FONT_PATH": "",
+    "FONT_DIR": "",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_DEV": "false",

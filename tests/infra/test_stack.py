@@ -255,7 +255,7 @@ def test_environment_gives_each_function_only_what_it_needs(template: Template) 
         assert ("CREDITS_ENABLED" in variables) == (name in WORKFLOW_FUNCTIONS | {"Api"}), name
     for name in FFMPEG_FUNCTIONS:
         assert env[name]["FFMPEG_PATH"] == "/opt/bin/ffmpeg"
-        assert env[name]["FONT_PATH"] == "/opt/fonts/Roboto-Regular.ttf"
+        assert env[name]["FONT_DIR"] == "/opt/fonts"
         assert env[name]["ALLOWED_SOURCE_BUCKETS"] == "team-footage,stock.clips"
     assert env["Api"]["ALLOWED_SOURCE_BUCKETS"] == "team-footage,stock.clips"
     assert env["Api"]["CORS_ALLOWED_ORIGINS"] == "*"

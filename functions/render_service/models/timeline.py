@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from render_service.fonts import DEFAULT_FAMILY, FontFamily
+
 MAX_SCENES = 20
 MAX_SCENE_SECONDS = 600.0
 MAX_TITLE_CHARS = 200
@@ -62,6 +64,9 @@ class Position(StrEnum):
     top = "top"
     bottom = "bottom"
 
+
+# The text animations the ffmpeg engine draws (engines/ffmpeg/titles.py), as Remotion's TextAnimation names them.
+TextAnimation = Literal["none", "fade-in", "typewriter", "slide-up", "scale"]
 
 # A subset of ffmpeg's xfade transitions that read well in product UIs.
 TransitionType = Literal[
@@ -131,8 +136,10 @@ class TitleScene(SceneBase):
     duration: float = Field(3.0, gt=0, le=60)
     color: Color = "white"
     background: Color = "black"
-    fontSize: int = Field(72, ge=8, le=400)
+    fontSize: int = Field(72, ge=8, le=400, description="Pixels on a 1080-pixel short side; long text shrinks to fit.")
+    fontFamily: FontFamily = Field(DEFAULT_FAMILY, description="One of the bundled open fonts.")
     position: Position = Position.center
+    animation: TextAnimation = Field("none", description="How the text enters; the rest of the scene it stays put.")
 
 
 class ImageScene(SceneBase):

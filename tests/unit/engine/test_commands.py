@@ -17,7 +17,7 @@ from render_service.settings import Settings
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        table_name="t", bucket_name="svc", work_dir=tmp_path, ffmpeg_path="/opt/bin/ffmpeg", font_path="/opt/f.ttf"
+        table_name="t", bucket_name="svc", work_dir=tmp_path, ffmpeg_path="/opt/bin/ffmpeg", font_dir="/opt/fonts"
     )
 
 

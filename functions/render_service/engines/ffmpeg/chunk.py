@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from render_service import errors, sources
+from render_service.engines.ffmpeg import titles
 from render_service.engines.ffmpeg.commands import ChunkPaths, chunk_argv
 from render_service.engines.ffmpeg.models import ChunkSpec
 from render_service.engines.ffmpeg.probe import ProbeError, scan_packets
@@ -30,6 +31,14 @@ def chunk_timeout(spec: ChunkSpec) -> float:
     seconds = spec.frames / spec.fps
     scale = max(1.0, spec.width * spec.height / (1920 * 1080))
     return min(MAX_CHUNK_TIMEOUT_SECONDS, 60.0 + 8.0 * seconds * scale)
+
+
+def write_title_texts(spec: ChunkSpec, paths: ChunkPaths) -> None:
+    """The files the chunk's drawtext filters read (one per title line, or per typewriter prefix)."""
+    for k, seg in enumerate(spec.segments):
+        if seg.title is not None:
+            for line, chars, text in titles.text_files(seg.title, seg.animation, seg.animation_frames):
+                paths.title(k, line, chars).write_text(text, encoding="utf-8")
 
 
 def render_chunk(
@@ -57,10 +66,8 @@ def render_chunk(
                 where=f"chunk {spec.index} source {n}",
                 etag=ref.etag,
             )
-        for k, seg in enumerate(spec.segments):
-            if seg.kind == "title":
-                paths.title(k).write_text(seg.text or "", encoding="utf-8")
-        argv = chunk_argv(spec, paths, ffmpeg=settings.ffmpeg, font=settings.font)
+        write_title_texts(spec, paths)
+        argv = chunk_argv(spec, paths, ffmpeg=settings.ffmpeg, fonts=settings.font)
         run_ffmpeg(
             argv,
             timeout=timeout_seconds or chunk_timeout(spec),

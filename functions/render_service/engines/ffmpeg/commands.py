@@ -24,13 +24,17 @@ hold absolute paths we wrote.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from render_service.engines.ffmpeg import titles
 from render_service.engines.ffmpeg.models import SAMPLE_RATE, ChunkSpec, Encoding, RenderPlan, Segment
-from render_service.models.timeline import Fit, Position, Quality
+from render_service.fonts import FontFamily
+from render_service.models.timeline import Fit, Quality
 from render_service.settings import Settings
+
+FontPaths = Callable[[FontFamily], str]
 
 # The demuxers a source may use. Anything else (hls, concat, image2 sequences, ...) is refused.
 VIDEO_FORMATS = ("mov", "matroska", "avi", "mpegts")
@@ -44,8 +48,6 @@ LADDER: dict[Quality, tuple[int, str, str]] = {
     Quality.high: (19, "medium", "192k"),
 }
 
-# Titles are designed against a 1080-pixel short side; other presets scale the font with it.
-TITLE_REFERENCE_SHORT_SIDE = 1080
 # Seek margin: decode a little past a piece's end so the fps filter never runs short.
 READ_MARGIN_SECONDS = 0.5
 
@@ -156,8 +158,12 @@ class ChunkPaths:
     def source(self, spec: ChunkSpec, index: int) -> Path:
         return self.root / f"src-{index}{spec.sources[index].ext}"
 
-    def title(self, segment_index: int) -> Path:
-        return self.root / f"title-{segment_index}.txt"
+    def title(self, segment_index: int, line: int, chars: int) -> Path:
+        """The first `chars` characters of one line of a title (typewriter draws every prefix)."""
+        return self.root / f"title-{segment_index}-{line}-{chars}.txt"
+
+    def title_files(self, segment_index: int) -> Callable[[int, int], str]:
+        return lambda line, chars: str(self.title(segment_index, line, chars))
 
     @property
     def output(self) -> Path:
@@ -175,14 +181,6 @@ def fit_filter(fit: Fit, width: int, height: int) -> str:
     return f"scale={width}:{height}"
 
 
-def _title_y(position: Position) -> str:
-    if position is Position.top:
-        return "h*0.08"
-    if position is Position.bottom:
-        return "h*0.92-text_h"
-    return "(h-text_h)/2"
-
-
 def _silence(samples: int) -> str:
     return f"anullsrc=r={SAMPLE_RATE}:cl=stereo,atrim=end_sample={samples}"
 
@@ -192,7 +190,7 @@ _AUDIO_NORM = f"aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts
 
 
 def _segment_filters(
-    spec: ChunkSpec, k: int, seg: Segment, *, input_index: int | None, paths: ChunkPaths, font: str
+    spec: ChunkSpec, k: int, seg: Segment, *, input_index: int | None, paths: ChunkPaths, fonts: FontPaths
 ) -> tuple[str, str]:
     """The video and audio filter chains for segment k, labelled [v{k}] and [a{k}]."""
     w, h, fps = spec.width, spec.height, spec.fps
@@ -211,19 +209,22 @@ def _segment_filters(
             f"settb=1/{fps},setpts=N,fps={fps},{exact}[v{k}]"
         )
     else:
-        size = round((seg.font_size or 72) * min(w, h) / TITLE_REFERENCE_SHORT_SIDE)
-        # textfile + expansion=none: the user's text never reaches the filter parser.
-        draw = ":".join(
-            [
-                f"drawtext=fontfile={filter_value(font)}",
-                f"textfile={filter_value(str(paths.title(k)))}",
-                "expansion=none",
-                f"fontsize={max(size, 4)}",
-                f"fontcolor={ffmpeg_color(seg.color or 'white')}",
-                "text_align=C",
-                "x=(w-text_w)/2",
-                f"y={_title_y(seg.position)}",
-            ]
+        assert seg.title is not None
+        # One drawtext per line, each reading its own file: the user's text never reaches the filter parser.
+        draw = (
+            ",".join(
+                titles.drawtext_chain(
+                    seg.title,
+                    animation=seg.animation,
+                    frames=seg.animation_frames,
+                    offset=seg.offset_frames,
+                    font=fonts(seg.font_family),
+                    color=ffmpeg_color(seg.color or "white"),
+                    text_file=paths.title_files(k),
+                    escape=filter_value,
+                )
+            )
+            or "null"
         )
         background = ffmpeg_color(seg.background or "black")
         video = f"color=c={background}:s={w}x{h}:r={fps},trim=end_frame={seg.frames},{norm},{draw}[v{k}]"
@@ -240,8 +241,10 @@ def _segment_filters(
     return video, audio
 
 
-def chunk_argv(spec: ChunkSpec, paths: ChunkPaths, *, ffmpeg: str, font: str) -> list[str]:
-    """The single ffmpeg run that renders one chunk: H.264 video + 48 kHz PCM audio in MP4."""
+def chunk_argv(spec: ChunkSpec, paths: ChunkPaths, *, ffmpeg: str, fonts: FontPaths) -> list[str]:
+    """The single ffmpeg run that renders one chunk: H.264 video + 48 kHz PCM audio in MP4.
+
+    `fonts` names the font file of a family (see render_service.fonts)."""
     if spec.mode == "copy":
         return _copy_chunk_argv(spec, paths, ffmpeg)
     argv = _base(ffmpeg, progress=True)
@@ -260,7 +263,7 @@ def chunk_argv(spec: ChunkSpec, paths: ChunkPaths, *, ffmpeg: str, font: str) ->
                 argv += safe_input(paths.source(spec, seg.source), source.demuxer, IMAGE_FORMATS)
             input_index = next_input
             next_input += 1
-        video, audio = _segment_filters(spec, k, seg, input_index=input_index, paths=paths, font=font)
+        video, audio = _segment_filters(spec, k, seg, input_index=input_index, paths=paths, fonts=fonts)
         graph += [video, audio]
     graph += _join_segments(spec)
     argv += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]"]
@@ -406,7 +409,7 @@ def join_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
 def planned_commands(plan: RenderPlan, settings: Settings) -> list[list[str]]:
     """Every ffmpeg argv the plan implies, in order: one per chunk, then the join."""
     argvs = [
-        chunk_argv(spec, ChunkPaths.for_chunk(settings.work_dir, spec), ffmpeg=settings.ffmpeg, font=settings.font)
+        chunk_argv(spec, ChunkPaths.for_chunk(settings.work_dir, spec), ffmpeg=settings.ffmpeg, fonts=settings.font)
         for spec in plan.chunks
     ]
     argvs.append(join_argv(plan, JoinPaths.for_plan(settings.work_dir, plan), ffmpeg=settings.ffmpeg))

@@ -12,7 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from render_service.models.timeline import Fit, Position
+from render_service.engines.ffmpeg.titles import TitleLayout
+from render_service.fonts import DEFAULT_FAMILY, FontFamily
+from render_service.models.timeline import Fit, Position, TextAnimation
 
 SAMPLE_RATE = 48_000
 """Every chunk's audio and the final AAC track use this rate, stereo."""
@@ -70,6 +72,11 @@ class Segment(EngineModel):
     background: str | None = None
     font_size: int | None = Field(None, description="The request's fontSize: pixels on a 1080-pixel short side.")
     position: Position = Position.center
+    font_family: FontFamily = DEFAULT_FAMILY
+    title: TitleLayout | None = Field(None, description="Title: the lines as laid out once for the whole scene.")
+    animation: TextAnimation = "none"
+    animation_frames: int = Field(0, ge=0, description="Title: frames of the scene the entrance takes.")
+    offset_frames: int = Field(0, ge=0, description="Frames of the scene before this piece (a split title).")
 
 
 class ChunkSpec(EngineModel):

@@ -36,8 +36,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
-from render_service import errors
+from render_service import errors, fonts
+from render_service.engines.ffmpeg import titles
 from render_service.engines.ffmpeg.commands import encoding_for
 from render_service.engines.ffmpeg.models import (
     SAMPLE_RATE,
@@ -291,6 +293,34 @@ def _split(a: int, b: int, scenes: list[_Scene], target: int) -> list[tuple[int,
     return windows
 
 
+def title_segment(
+    spec: TitleScene, scene_frames: int, offset: int, width: int, height: int, fps: int, common: Mapping[str, Any]
+) -> Segment:
+    """A title's piece: laid out for the whole scene (the same in every chunk it spans)."""
+    layout = titles.layout(
+        spec.text,
+        fonts.metrics(spec.fontFamily),
+        font_px=titles.font_px(spec.fontSize, width, height),
+        width=width,
+        height=height,
+        position=spec.position.value,
+    )
+    return Segment(
+        kind="title",
+        text=spec.text,
+        color=spec.color,
+        background=spec.background,
+        font_size=spec.fontSize,
+        position=spec.position,
+        font_family=spec.fontFamily,
+        title=layout,
+        animation=spec.animation,
+        animation_frames=titles.animation_frames(spec.animation, len("".join(layout.lines)), scene_frames, fps),
+        offset_frames=offset,
+        **common,
+    )
+
+
 @dataclass(frozen=True)
 class _Context:
     render_id: str
@@ -359,15 +389,7 @@ def _chunk(ctx: _Context, index: int, a: int, b: int) -> ChunkSpec:
             segment = Segment(kind="image", source=source, fit=spec.fit, **common)
         else:
             assert isinstance(spec, TitleScene)
-            segment = Segment(
-                kind="title",
-                text=spec.text,
-                color=spec.color,
-                background=spec.background,
-                font_size=spec.fontSize,
-                position=spec.position,
-                **common,
-            )
+            segment = title_segment(spec, scene.frames, p0 - scene.start, ctx.width, ctx.height, fps, common)
         segments.append(segment)
     return ChunkSpec(
         render_id=ctx.render_id,
