@@ -13,6 +13,7 @@ from constructs import Construct
 
 from infra.constructs.api import RenderApi
 from infra.constructs.data import RenderData
+from infra.constructs.delivery import RenderDelivery
 from infra.constructs.functions import RenderFunctions, RenderLimits
 from infra.constructs.layers import DEFAULT_LAYERS_DIR, RenderLayers
 from infra.constructs.notifications import RenderNotifications
@@ -130,6 +131,10 @@ class RenderServiceStack(Stack):
             timeout=WORKFLOW_TIMEOUT,
         )
         fns.connect_workflow(self.workflow.state_machine)
+        self.delivery = RenderDelivery(
+            self, "Delivery", bucket=self.data.bucket, key_generator=fns.signing_key_generator
+        )
+        fns.connect_delivery(self.delivery)
         self.api = RenderApi(
             self,
             "Api",
@@ -154,6 +159,7 @@ class RenderServiceStack(Stack):
             "TableName": (self.data.table.table_name, "DynamoDB table"),
             "BucketName": (self.data.bucket.bucket_name, "Media bucket (inputs/, work/, renders/)"),
             "EventBusName": (self.notifications.bus.event_bus_name, "EventBridge bus for render events"),
+            "DownloadDomain": (self.delivery.domain_name, "CloudFront domain of signed download URLs"),
             "StateMachineArn": (self.workflow.state_machine.state_machine_arn, "Render workflow"),
             "UserPoolId": (self.api.user_pool.user_pool_id, "Cognito user pool"),
             "UserPoolClientId": (self.api.user_pool_client.user_pool_client_id, "Cognito app client (no secret)"),

@@ -10,7 +10,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from render_service.fonts import DEFAULT_FAMILY, FontFamily, font_file
 
@@ -44,6 +44,10 @@ class Settings(BaseModel):
     # A dispatched chunk no worker has claimed for this long is presumed lost (async queue, throttling).
     chunk_dispatch_timeout_seconds: int = Field(900, ge=5, validation_alias="CHUNK_DISPATCH_TIMEOUT_SECONDS")
     download_url_ttl_seconds: int = Field(3600, ge=60, le=604800, validation_alias="DOWNLOAD_URL_TTL_SECONDS")
+    # CloudFront signed download URLs (deployed); all three or none. Without them (locally), S3 presigns.
+    cdn_domain: str = Field("", validation_alias="CDN_DOMAIN")
+    cdn_key_pair_id: str = Field("", validation_alias="CDN_KEY_PAIR_ID")
+    cdn_private_key_secret: str = Field("", validation_alias="CDN_PRIVATE_KEY_SECRET")
 
     ffmpeg_path: str = Field("", validation_alias="FFMPEG_PATH")
     # The bundled fonts (the ffmpeg layer's /opt/fonts); empty: the layer's, else the font packages'.
@@ -56,6 +60,13 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _cdn_complete(self) -> Settings:
+        given = [bool(v) for v in (self.cdn_domain, self.cdn_key_pair_id, self.cdn_private_key_secret)]
+        if any(given) and not all(given):
+            raise ValueError("CDN_DOMAIN, CDN_KEY_PAIR_ID and CDN_PRIVATE_KEY_SECRET go together")
+        return self
 
     @property
     def source_buckets(self) -> frozenset[str]:

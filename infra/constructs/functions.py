@@ -18,6 +18,7 @@ from constructs import Construct
 
 from infra.constructs import acknowledge, cfn, default_policy, nag_text
 from infra.constructs.data import RenderData
+from infra.constructs.delivery import RenderDelivery
 from infra.constructs.layers import RUNTIME, RenderLayers
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
@@ -236,6 +237,15 @@ class RenderFunctions(Construct):
                 delete=(RENDERS,),  # DELETE /renders/{id}
             ),
         )
+        # Not a service function (no table, no bus): the custom resource behind the signing key pair.
+        self.signing_key_generator = builder.build(
+            "SigningKeyGenerator",
+            FunctionSpec(
+                handler=f"{handlers}.signing_key.handler",
+                description="Custom resource: generates the CloudFront signing key pair into Secrets Manager",
+                timeout=Duration.minutes(1),
+            ),
+        )
         self.acquire_slot = self._add(
             builder,
             "AcquireSlot",
@@ -396,6 +406,18 @@ class RenderFunctions(Construct):
             f"Resource::{nag_text(self, executions)}",
             "StopExecution on the executions of this one state machine; execution names are render ids.",
         )
+
+    def connect_delivery(self, delivery: RenderDelivery) -> None:
+        """Every function that hands out an output's URL signs it for CloudFront with the stack's key."""
+        environment = {
+            "CDN_DOMAIN": delivery.domain_name,
+            "CDN_KEY_PAIR_ID": delivery.public_key.public_key_id,
+            "CDN_PRIVATE_KEY_SECRET": delivery.secret.secret_arn,
+        }
+        for function in (self.api, self.complete_render, self.mark_failed):
+            for name, value in environment.items():
+                function.add_environment(name, value)
+            delivery.secret.grant_read(function)
 
     def _add(self, builder: FunctionBuilder, construct_id: str, spec: FunctionSpec) -> lambda_.Function:
         function = builder.build(construct_id, spec)

@@ -213,6 +213,13 @@ def create_table(client: Any, name: str, props: dict[str, Any]) -> None:
 # --- the local cloud ------------------------------------------------------------------------
 
 
+CDN_RESOURCES = {
+    "AWS::CloudFront::Distribution": ("DomainName",),
+    "AWS::CloudFront::PublicKey": (),
+    "AWS::SecretsManager::Secret": (),
+}
+
+
 class LocalCloud:
     def __init__(self, template_path: Path = DEFAULT_TEMPLATE, work_dir: Path | None = None) -> None:
         self.template = Template(template_path)
@@ -318,6 +325,13 @@ class LocalCloud:
             t.refs[logical_id] = name
             t.attrs[(logical_id, "Arn")] = arn
             t.attrs[(logical_id, "Name")] = name
+
+        # CloudFront does not run here: its settings resolve to "" (unset), so download links fall
+        # back to S3 presigning, which the local stack's static credentials keep valid.
+        for kind, attributes in CDN_RESOURCES.items():
+            for logical_id, _props in t.of_type(kind):
+                t.refs[logical_id] = ""
+                t.attrs |= {(logical_id, attribute): "" for attribute in attributes}
 
         functions = list(t.of_type("AWS::Lambda::Function"))
         for logical_id, _props in functions:  # names first: environments refer to each other

@@ -23,8 +23,11 @@ HANDLERS = {
     "ChunkWorker": "render_service.handlers.chunk_worker.handler",
     "Reconcile": "render_service.handlers.workflow.reconcile",
     "SweepLostRenders": "render_service.handlers.workflow.sweep_lost_renders",
+    "SigningKeyGenerator": "render_service.handlers.signing_key.handler",
 }
 FFMPEG_FUNCTIONS = {"StartRender", "FinalizeRender", "ChunkWorker"}
+# Runs only while CloudFormation deploys (a custom resource), which reports its failures itself.
+DEPLOY_TIME_FUNCTIONS = {"SigningKeyGenerator"}
 WORKFLOW_FUNCTIONS = {
     "AcquireSlot",
     "StartRender",
@@ -378,7 +381,7 @@ def test_functions_that_announce_success_may_read_the_output_they_presign(templa
 def test_only_the_announcing_functions_may_put_events(template: Template) -> None:
     for name, (logical_id, props) in functions_by_name(template).items():
         may_put = "events:PutEvents" in actions_on(policy_statements(template, logical_id, props), "NotificationsBus")
-        assert may_put == (name not in {"ChunkWorker", "FinalizeRender"}), name
+        assert may_put == (name not in {"ChunkWorker", "FinalizeRender", *DEPLOY_TIME_FUNCTIONS}), name
 
 
 def test_no_wildcard_resource_except_xray_and_log_delivery(template: Template) -> None:
@@ -414,7 +417,9 @@ def test_trusted_functions_share_the_table_and_allowed_source_buckets_are_readab
     functions = functions_by_name(template)
     for name, (logical_id, props) in functions.items():
         statements = policy_statements(template, logical_id, props)
-        if name not in RENDER_ITEM_ACTIONS:
+        if name in DEPLOY_TIME_FUNCTIONS:
+            assert not actions_on(statements, "DataTable"), name
+        elif name not in RENDER_ITEM_ACTIONS:
             assert {"dynamodb:UpdateItem", "dynamodb:PutItem"} <= actions_on(statements, "DataTable"), name
             assert actions_on(statements, "/index/*"), f"{name}: queries the GSIs"
         readable = actions_on(statements, "team-footage")
@@ -647,7 +652,7 @@ def test_alarms_cover_workflow_api_and_every_function_and_notify_the_topic(templ
     function_alarms = [a for a in alarms if a["Properties"]["MetricName"] == "Errors"]
     alarmed = {json.dumps(a["Properties"]["Dimensions"]) for a in function_alarms}
     for name, (logical_id, _) in functions_by_name(template).items():
-        assert any(logical_id in dims for dims in alarmed), name
+        assert any(logical_id in dims for dims in alarmed) == (name not in DEPLOY_TIME_FUNCTIONS), name
     for alarm in alarms:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["Properties"]["TreatMissingData"] == "notBreaching"
@@ -687,6 +692,7 @@ def test_outputs_have_pinned_ids(template: Template) -> None:
         "TableName",
         "BucketName",
         "EventBusName",
+        "DownloadDomain",
         "StateMachineArn",
         "UserPoolId",
         "UserPoolClientId",
@@ -804,3 +810,68 @@ def test_lost_submissions_are_swept_on_a_schedule(template: Template) -> None:
     (rule,) = rules.values()
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [sweep_id, "Arn"]}
+
+
+# --- downloads (CloudFront signed URLs) ----------------------------------------------------
+
+
+def test_downloads_go_through_cloudfront_to_renders_only_and_need_a_signature(template: Template) -> None:
+    _, distribution = only(template, "AWS::CloudFront::Distribution")
+    config = distribution["Properties"]["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["OriginPath"] == "/renders"
+    assert "OriginAccessControlId" in origin
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "https-only"
+    assert behavior["AllowedMethods"] == ["GET", "HEAD"]
+    key_group_id, key_group = only(template, "AWS::CloudFront::KeyGroup")
+    assert behavior["TrustedKeyGroups"] == [{"Ref": key_group_id}]
+    assert "CacheBehaviors" not in config  # no path that skips the signature
+    public_key_id, public_key = only(template, "AWS::CloudFront::PublicKey")
+    assert key_group["Properties"]["KeyGroupConfig"]["Items"] == [{"Ref": public_key_id}]
+    # The public key comes from the key pair generated in the account; the template holds no key.
+    key_pair_id, key_pair = only(template, "Custom::CloudFrontSigningKey")
+    assert public_key["Properties"]["PublicKeyConfig"]["EncodedKey"] == {"Fn::GetAtt": [key_pair_id, "PublicKey"]}
+    secret_id, _ = only(template, "AWS::SecretsManager::Secret")
+    assert key_pair["Properties"]["SecretArn"] == {"Ref": secret_id}
+    assert "BEGIN" not in json.dumps(template.to_json())
+
+
+def test_cloudfront_may_read_renders_and_nothing_else_in_the_bucket(template: Template) -> None:
+    bucket_id, _ = only_media_bucket(template)
+    distribution_id, _ = only(template, "AWS::CloudFront::Distribution")
+    policies = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    cloudfront = [
+        s
+        for statements in policies
+        for s in statements
+        if s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
+    ]
+    assert len(cloudfront) == 1
+    (statement,) = cloudfront
+    assert statement["Action"] == "s3:GetObject"
+    assert statement["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/renders/*"]]}
+    assert distribution_id in json.dumps(statement["Condition"]["StringEquals"]["AWS:SourceArn"])
+
+
+def test_the_functions_that_hand_out_links_sign_them_with_the_stacks_key(template: Template) -> None:
+    functions = functions_by_name(template)
+    secret_id, _ = only(template, "AWS::SecretsManager::Secret")
+    for name, (logical_id, props) in functions.items():
+        env = props["Environment"]["Variables"]
+        signs = name in {"Api", "CompleteRender", "MarkFailed"}
+        assert ("CDN_DOMAIN" in env) == signs, name
+        reads_secret = any(
+            "secretsmanager:GetSecretValue" in json.dumps(s.get("Action")) and secret_id in json.dumps(s["Resource"])
+            for s in policy_statements(template, logical_id, props)
+        )
+        assert reads_secret == (signs or name == "SigningKeyGenerator"), name
+        if signs:
+            assert env["CDN_PRIVATE_KEY_SECRET"] == {"Ref": secret_id}
+    generator = policy_statements(template, *functions["SigningKeyGenerator"])
+    assert not any("dynamodb" in json.dumps(s["Action"]) or "s3:" in json.dumps(s["Action"]) for s in generator)
+    assert "DownloadDomain" in template.to_json()["Outputs"]

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from render_service import clients, storage
+from render_service import clients, links, storage
 from render_service.data.accounting import Accounting, Limits
 from render_service.data.renders import RenderRepository
 from render_service.errors import (
@@ -172,12 +172,8 @@ def to_view(job: RenderJob, *, queue_position: int | None = None, check_output: 
             and not job.output.deleted
             and (not check_output or storage.exists(clients.s3(), bucket, job.output.key))
         ):
-            url, expires = storage.presign_get(
-                clients.s3(),
-                bucket,
-                job.output.key,
-                svc.settings.download_url_ttl_seconds,
-                filename=f"{job.render_id}.mp4",
+            url, expires = links.output_url(
+                job.output.key, svc.settings.download_url_ttl_seconds, filename=f"{job.render_id}.mp4"
             )
         output = api.OutputView(
             url=url,
@@ -301,9 +297,7 @@ def _complete_output(user_id: str, render_id: str) -> tuple[RenderJob, str]:
 
 def download_url(user_id: str, render_id: str, expires_in: int) -> api.DownloadUrl:
     job, key = _complete_output(user_id, render_id)
-    url, expires = storage.presign_get(
-        clients.s3(), services().settings.bucket_name, key, expires_in, filename=f"{job.render_id}.mp4"
-    )
+    url, expires = links.output_url(key, expires_in, filename=f"{job.render_id}.mp4")
     return api.DownloadUrl(url=url, expiresAt=expires)
 
 

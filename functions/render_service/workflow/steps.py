@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from render_service import clients, errors, storage
+from render_service import clients, errors, links, storage
 from render_service.data.accounting import Accounting, ExecutionSeen
 from render_service.data.renders import RenderRepository
 from render_service.engines import ffmpeg as engine
@@ -256,7 +256,7 @@ class Steps:
         assert job.output is not None
         s3 = clients.s3()
         bucket = self.settings.bucket_name
-        url, expires = storage.presign_get(s3, bucket, job.output.key, self.settings.download_url_ttl_seconds)
+        url, expires = links.output_url(job.output.key, self.settings.download_url_ttl_seconds)
         output = {
             "bucket": bucket,
             "key": job.output.key,
