@@ -220,7 +220,11 @@ def test_cancel_stops_a_running_render_and_refunds(
     assert quota["active"]["count"] == 0
 
     execution_arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
-    assert cloud.client("stepfunctions").describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
+    # moto's interpreter thread ends a stopped execution a moment after StopExecution returns.
+    sfn, deadline = cloud.client("stepfunctions"), time.monotonic() + 30
+    while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
     time.sleep(2)  # a late poll or chunk must not move a cancelled render
     final = client.get(f"/renders/{render_id}").json()
     assert (final["status"], final["error"]["code"]) == ("cancelled", "CANCELLED")
