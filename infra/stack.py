@@ -10,6 +10,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from pydantic import ValidationError
 
 from infra.constructs.api import RenderApi
 from infra.constructs.data import RenderData
@@ -19,6 +20,7 @@ from infra.constructs.layers import DEFAULT_LAYERS_DIR, RenderLayers
 from infra.constructs.notifications import RenderNotifications
 from infra.constructs.observability import RenderObservability
 from infra.constructs.workflow import RenderWorkflow
+from render_service.models.rates import RateWindow, legacy_rate_window, parse_rate_windows
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
@@ -68,8 +70,7 @@ class RenderServiceConfig:
             event_archive_days=int(get("eventArchiveDays", defaults.event_archive_days)),
             inputs_retention_days=int(get("inputsRetentionDays", defaults.inputs_retention_days)),
             limits=RenderLimits(
-                rate_limit_renders=int(get("rateLimitRenders", limit_defaults.rate_limit_renders)),
-                rate_limit_window_seconds=int(get("rateLimitWindowSeconds", limit_defaults.rate_limit_window_seconds)),
+                rate_limits=_rate_limits(scope),
                 max_active_renders=int(get("maxActiveRenders", limit_defaults.max_active_renders)),
                 max_queued_renders=int(get("maxQueuedRenders", limit_defaults.max_queued_renders)),
                 initial_credits=int(get("initialCredits", limit_defaults.initial_credits)),
@@ -178,6 +179,31 @@ def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
     if not isinstance(context, dict):
         raise ValueError(f"{path}: context must be an object")
     return context
+
+
+def _rate_limits(scope: Construct) -> tuple[RateWindow, ...]:
+    """Context `rateLimits` (a list of `{limit, seconds}`, or its JSON text from `cdk -c`); the older
+    single-window keys `rateLimitRenders` / `rateLimitWindowSeconds` still work on their own."""
+    windows = scope.node.try_get_context("rateLimits")
+    legacy = {key: scope.node.try_get_context(key) for key in ("rateLimitRenders", "rateLimitWindowSeconds")}
+    if any(value is not None for value in legacy.values()):
+        if windows is not None:
+            raise ValueError(
+                "context rateLimits replaces rateLimitRenders and rateLimitWindowSeconds: set only rateLimits"
+            )
+        windows = legacy_rate_window(legacy["rateLimitRenders"], legacy["rateLimitWindowSeconds"])
+    if windows is None:
+        return RenderLimits().rate_limits
+    try:
+        return parse_rate_windows(windows)
+    except ValidationError as exc:
+        raise ValueError(f"context rateLimits: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def _strings(value: Any) -> tuple[str, ...]:

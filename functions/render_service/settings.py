@@ -9,10 +9,15 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from render_service.fonts import DEFAULT_FAMILY, FontFamily, font_file
+from render_service.models.rates import DEFAULT_RATE_WINDOWS, RateWindows, legacy_rate_window
+
+# The single window of earlier releases; still honoured when RATE_LIMITS is not set (see the README).
+LEGACY_RATE_VARIABLES = ("RATE_LIMIT_RENDERS", "RATE_LIMIT_WINDOW_SECONDS")
 
 
 class Settings(BaseModel):
@@ -27,8 +32,8 @@ class Settings(BaseModel):
     # Buckets a timeline may read `s3://` sources from; the service bucket is always allowed.
     allowed_source_buckets: tuple[str, ...] = Field((), validation_alias="ALLOWED_SOURCE_BUCKETS")
 
-    rate_limit_renders: int = Field(5, ge=1, validation_alias="RATE_LIMIT_RENDERS")
-    rate_limit_window_seconds: int = Field(3600, ge=1, validation_alias="RATE_LIMIT_WINDOW_SECONDS")
+    # Every window is checked in the admission transaction: JSON `[{"limit": 5, "seconds": 3600}, ...]`.
+    rate_limits: RateWindows = Field(DEFAULT_RATE_WINDOWS, validation_alias="RATE_LIMITS")
     max_active_renders: int = Field(3, ge=1, validation_alias="MAX_ACTIVE_RENDERS")
     max_queued_renders: int = Field(10, ge=1, validation_alias="MAX_QUEUED_RENDERS")
     initial_credits: int = Field(100, ge=0, validation_alias="INITIAL_CREDITS")
@@ -53,6 +58,19 @@ class Settings(BaseModel):
     # The bundled fonts (the ffmpeg layer's /opt/fonts); empty: the layer's, else the font packages'.
     font_dir: str = Field("", validation_alias="FONT_DIR")
     work_dir: Path = Field(Path("/tmp"), validation_alias="WORK_DIR")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_rate_window(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(name in data for name in LEGACY_RATE_VARIABLES):
+            return data
+        if "RATE_LIMITS" in data or "rate_limits" in data:
+            raise ValueError(
+                "RATE_LIMITS: set either it or the older RATE_LIMIT_RENDERS / RATE_LIMIT_WINDOW_SECONDS, not both"
+            )
+        rest = {k: v for k, v in data.items() if k not in LEGACY_RATE_VARIABLES}
+        windows = legacy_rate_window(data.get("RATE_LIMIT_RENDERS"), data.get("RATE_LIMIT_WINDOW_SECONDS"))
+        return rest | {"RATE_LIMITS": windows}
 
     @field_validator("allowed_source_buckets", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from infra.constructs import acknowledge, cfn, default_policy, nag_text
 from infra.constructs.data import RenderData
 from infra.constructs.delivery import RenderDelivery
 from infra.constructs.layers import RUNTIME, RenderLayers
+from render_service.models.rates import DEFAULT_RATE_WINDOWS, RateWindow, rate_windows_json
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 CODE_EXCLUDE = ["**/__pycache__", "**/*.pyc"]
@@ -46,8 +47,7 @@ class RenderLimits:
     (slots, credits, refunds), so both get the same values.
     """
 
-    rate_limit_renders: int = 5
-    rate_limit_window_seconds: int = 3600
+    rate_limits: tuple[RateWindow, ...] = DEFAULT_RATE_WINDOWS
     max_active_renders: int = 3
     max_queued_renders: int = 10
     initial_credits: int = 100
@@ -58,8 +58,7 @@ class RenderLimits:
 
     def quota_env(self) -> dict[str, str]:
         return {
-            "RATE_LIMIT_RENDERS": str(self.rate_limit_renders),
-            "RATE_LIMIT_WINDOW_SECONDS": str(self.rate_limit_window_seconds),
+            "RATE_LIMITS": rate_windows_json(self.rate_limits),
             "MAX_ACTIVE_RENDERS": str(self.max_active_renders),
             "MAX_QUEUED_RENDERS": str(self.max_queued_renders),
             "INITIAL_CREDITS": str(self.initial_credits),

@@ -45,6 +45,7 @@ from moto.server import ThreadedMotoServer
 
 from infra.local.iam import LeadingKeyGuard
 from infra.local.template import ACCOUNT, REGION, Template
+from render_service.settings import LEGACY_RATE_VARIABLES
 
 log = logging.getLogger("render_service.local")
 
@@ -55,8 +56,8 @@ EVENTS_QUEUE = "render-events-tap"
 # Policy knobs a person may set when starting the local stack (`RATE_LIMIT_RENDERS=2 make serve`);
 # they win over the values synthesized into the template.
 POLICY_VARIABLES = (
-    "RATE_LIMIT_RENDERS",
-    "RATE_LIMIT_WINDOW_SECONDS",
+    "RATE_LIMITS",
+    *LEGACY_RATE_VARIABLES,
     "MAX_ACTIVE_RENDERS",
     "MAX_QUEUED_RENDERS",
     "INITIAL_CREDITS",
@@ -65,6 +66,8 @@ POLICY_VARIABLES = (
     "ALLOWED_SOURCE_BUCKETS",
     "UPLOAD_RATE_LIMIT",
 )
+
+RATE_VARIABLES = frozenset({"RATE_LIMITS", *LEGACY_RATE_VARIABLES})
 
 # Faster than the deployed defaults, so a local render isn't mostly waiting.
 LOCAL_ENVIRONMENT = {
@@ -376,7 +379,12 @@ class LocalCloud:
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
         environment |= LOCAL_ENVIRONMENT | {"WORK_DIR": str(self.work_dir.resolve() / "work")}
-        environment |= {name: os.environ[name] for name in POLICY_VARIABLES if name in os.environ}
+        overrides = {name: os.environ[name] for name in POLICY_VARIABLES if name in os.environ}
+        if overrides.keys() & RATE_VARIABLES:
+            # The rate policy is replaced as a whole: the template's RATE_LIMITS next to a person's
+            # RATE_LIMIT_RENDERS=2 would be two policies, which the settings refuse.
+            environment = {k: v for k, v in environment.items() if k not in RATE_VARIABLES}
+        environment |= overrides
         self.environment = environment
         os.environ.update(environment)
         _guard.grants = LeadingKeyGuard.from_template(self.template).grants

@@ -9,8 +9,11 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Annotations, Match, Template
 
+from infra.constructs.functions import RenderLimits
 from infra.constructs.layers import LayersNotBuiltError
 from infra.stack import RenderServiceConfig, RenderServiceStack, cdk_json_context
+from render_service.models.rates import RateWindow
+from render_service.settings import Settings
 
 HANDLERS = {
     "Api": "render_service.handlers.api.handler",
@@ -263,8 +266,7 @@ def test_environment_gives_each_function_only_what_it_needs(template: Template) 
     assert env["Api"]["ALLOWED_SOURCE_BUCKETS"] == "team-footage,stock.clips"
     assert env["Api"]["CORS_ALLOWED_ORIGINS"] == "*"
     quota = {
-        "RATE_LIMIT_RENDERS": "5",
-        "RATE_LIMIT_WINDOW_SECONDS": "3600",
+        "RATE_LIMITS": '[{"limit":5,"seconds":3600}]',
         "MAX_ACTIVE_RENDERS": "3",
         "MAX_QUEUED_RENDERS": "10",
         "INITIAL_CREDITS": "100",
@@ -772,6 +774,53 @@ def test_context_values_from_the_command_line_are_parsed() -> None:
     assert config.alarm_email is None
     assert config.inputs_retention_days == 14
     assert RenderServiceConfig.from_context(App()).inputs_retention_days == 30
+
+
+def test_rate_limits_context_is_a_list_of_windows_that_the_functions_read() -> None:
+    windows = [{"limit": 20, "seconds": 86400}, {"limit": 5, "seconds": 3600}]
+    config = RenderServiceConfig.from_context(App(context={"rateLimits": windows}))
+    env = config.limits.quota_env()["RATE_LIMITS"]
+    assert json.loads(env) == sorted(windows, key=lambda w: w["seconds"])
+    # The functions' settings parse exactly what the stack writes.
+    settings = Settings.model_validate({"TABLE_NAME": "t", "BUCKET_NAME": "b", "RATE_LIMITS": env})
+    assert settings.rate_limits == config.limits.rate_limits
+    # `cdk -c rateLimits='[...]'` passes JSON text.
+    from_cli = RenderServiceConfig.from_context(App(context={"rateLimits": json.dumps(windows)}))
+    assert from_cli.limits.rate_limits == config.limits.rate_limits
+
+
+def test_rate_limit_defaults_agree_between_cdk_json_the_stack_and_the_settings() -> None:
+    from_cdk_json = RenderServiceConfig.from_context(App(context=cdk_json_context())).limits.rate_limits
+    settings = Settings.model_validate({"TABLE_NAME": "t", "BUCKET_NAME": "b"})
+    assert from_cdk_json == RenderLimits().rate_limits == settings.rate_limits == (RateWindow(limit=5, seconds=3600),)
+
+
+def test_the_old_single_window_context_keys_still_deploy_one_window() -> None:
+    old = RenderServiceConfig.from_context(App(context={"rateLimitRenders": 5, "rateLimitWindowSeconds": 86400}))
+    assert old.limits.rate_limits == (RateWindow(limit=5, seconds=86400),)
+    half = RenderServiceConfig.from_context(App(context={"rateLimitRenders": "8"}))
+    assert half.limits.rate_limits == (RateWindow(limit=8, seconds=3600),)
+    with pytest.raises(ValueError, match="set only rateLimits"):
+        RenderServiceConfig.from_context(
+            App(context={"rateLimits": [{"limit": 5, "seconds": 3600}], "rateLimitRenders": 5})
+        )
+
+
+@pytest.mark.parametrize(
+    ("windows", "message"),
+    [
+        ([], "at least one window"),
+        ([{"limit": 5, "seconds": 3600}, {"limit": 9, "seconds": 3600}], "may appear once"),
+        ([{"limit": 0, "seconds": 3600}], r"0\.limit"),
+        ([{"limit": 5}], r"0\.seconds"),
+        ([{"limit": 5, "seconds": 3600, "burst": 2}], r"0\.burst"),
+        ([{"limit": 1, "seconds": s} for s in range(1, 7)], "at most 5"),
+        ("5 an hour", "JSON list"),
+    ],
+)
+def test_a_bad_rate_policy_fails_the_synth_naming_the_problem(windows: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=rf"context rateLimits: .*{message}"):
+        RenderServiceConfig.from_context(App(context={"rateLimits": windows}))
 
 
 @pytest.mark.parametrize("days", [0, -1])

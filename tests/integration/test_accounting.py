@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,16 +14,19 @@ from render_service.data.accounting import Accounting, Limits
 from render_service.data.renders import RenderRepository
 from render_service.errors import InsufficientCredits, RateLimited, RenderAlreadyFinished, TooManyQueued
 from render_service.models.jobs import OutputObject, RenderJob, RenderStatus, SlotState
+from render_service.models.rates import RateWindow
 from render_service.models.timeline import RenderRequest
 
 TABLE = "renders-test"
 REQUEST = RenderRequest.model_validate({"timeline": {"scenes": [{"type": "clip", "src": "s3://b/k.mp4"}]}})
 
 
-def limits(**overrides: Any) -> Limits:
+HOUR, DAY = 3600, 86400
+
+
+def limits(rate_limit: int = 5, windows: tuple[RateWindow, ...] | None = None, **overrides: Any) -> Limits:
     base = {
-        "rate_limit": 5,
-        "window_seconds": 3600,
+        "windows": windows or (RateWindow(limit=rate_limit, seconds=HOUR),),
         "max_active": 3,
         "max_queued": 10,
         "initial_credits": 100,
@@ -31,8 +35,14 @@ def limits(**overrides: Any) -> Limits:
     return Limits(**(base | overrides))  # type: ignore[arg-type]
 
 
-def job(user: str = "alice", cost: int = 2) -> RenderJob:
-    return RenderJob(render_id=str(uuid.uuid4()), user_id=user, request=REQUEST, cost=cost)
+def job(user: str = "alice", cost: int = 2, at: float | None = None) -> RenderJob:
+    created = {"created_at": datetime.fromtimestamp(at, UTC)} if at is not None else {}
+    return RenderJob(render_id=str(uuid.uuid4()), user_id=user, request=REQUEST, cost=cost, **created)
+
+
+def used(accounting: Accounting, user: str = "alice") -> list[int]:
+    """What each rate window (shortest first) has counted for the user."""
+    return [usage.used for usage in accounting.snapshot(user).windows]
 
 
 def counters(aws: Any, user: str) -> dict[str, int]:
@@ -66,7 +76,7 @@ def test_limiter_admits_exactly_the_limit_from_many_threads(aws: Any) -> None:
     assert outcomes.count("admitted") == 5
     assert outcomes.count("limited") == 45
     snapshot = accounting.snapshot("alice")
-    assert snapshot.used == 5
+    assert used(accounting) == [5]
     assert snapshot.queued == 5
     assert snapshot.balance == 100 - 5 * 2
 
@@ -87,17 +97,124 @@ def test_refusals_name_their_reason_and_change_nothing(aws: Any) -> None:
         accounting.admit(job(cost=1))
     assert queued.value.retry_after > 0
     snapshot = accounting.snapshot("alice")
-    assert (snapshot.used, snapshot.queued, snapshot.balance) == (2, 2, 1)
+    assert (used(accounting), snapshot.queued, snapshot.balance) == ([2], 2, 1)
 
 
 def test_rate_limited_carries_seconds_until_the_window_resets(aws: Any) -> None:
     now = 1_700_000_000.0
     accounting = Accounting(aws.dynamodb, TABLE, limits(rate_limit=1), clock=lambda: now)
-    accounting.admit(job())
+    accounting.admit(job(at=now))
     with pytest.raises(RateLimited) as limited:
-        accounting.admit(job())
+        accounting.admit(job(at=now))
     window_end = now - now % 3600 + 3600
     assert limited.value.retry_after == int(window_end - now)
+
+
+# --- more than one rate window ------------------------------------------------------------
+
+HOURLY_AND_DAILY = (RateWindow(limit=3, seconds=HOUR), RateWindow(limit=5, seconds=DAY))
+MIDNIGHT = 1_700_006_400.0  # a UTC midnight: the hour and the day window start at the same second
+
+
+def test_every_window_is_enforced_across_hours_and_names_the_full_one(aws: Any) -> None:
+    clock = [MIDNIGHT + 60]
+    accounting = Accounting(
+        aws.dynamodb, TABLE, limits(windows=HOURLY_AND_DAILY, max_queued=50), clock=lambda: clock[0]
+    )
+
+    def admit_at(now: float) -> RenderJob:
+        clock[0] = now
+        candidate = job(at=now)
+        accounting.admit(candidate)
+        return candidate
+
+    for _ in range(3):
+        admit_at(MIDNIGHT + 60)
+    with pytest.raises(RateLimited) as hourly:
+        admit_at(MIDNIGHT + 120)
+    assert hourly.value.details == {"limit": 3, "seconds": HOUR, "resetAt": int(MIDNIGHT) + HOUR}
+    assert hourly.value.retry_after == HOUR - 120
+    assert "3 renders per hour" in hourly.value.message
+    assert used(accounting) == [3, 3]
+
+    # The next hour has room, the day has two left.
+    admit_at(MIDNIGHT + HOUR + 5)
+    admit_at(MIDNIGHT + HOUR + 6)
+    with pytest.raises(RateLimited) as daily:
+        admit_at(MIDNIGHT + HOUR + 10)
+    assert daily.value.details == {"limit": 5, "seconds": DAY, "resetAt": int(MIDNIGHT) + DAY}
+    assert daily.value.retry_after == DAY - HOUR - 10
+    assert "5 renders per day" in daily.value.message
+    assert used(accounting) == [2, 5]
+
+    # A new day: both windows start over.
+    admit_at(MIDNIGHT + DAY + 1)
+    assert used(accounting) == [1, 1]
+
+
+def test_when_several_windows_are_full_retry_after_waits_for_the_last_to_reset(aws: Any) -> None:
+    now = MIDNIGHT + 30
+    windows = (RateWindow(limit=2, seconds=HOUR), RateWindow(limit=2, seconds=DAY))
+    accounting = Accounting(aws.dynamodb, TABLE, limits(windows=windows), clock=lambda: now)
+    accounting.admit(job(at=now))
+    accounting.admit(job(at=now))
+    with pytest.raises(RateLimited) as limited:
+        accounting.admit(job(at=now))
+    assert limited.value.details["seconds"] == DAY
+    assert limited.value.retry_after == DAY - 30
+
+
+def test_both_windows_admit_exactly_their_limits_from_many_threads(aws: Any) -> None:
+    """The hour window stops a burst; a day already partly used stops the next burst one short."""
+    now = MIDNIGHT + 2 * HOUR + 10
+    accounting = Accounting(aws.dynamodb, TABLE, limits(windows=HOURLY_AND_DAILY, max_queued=100), clock=lambda: now)
+
+    def burst(user: str, count: int) -> list[str]:
+        def admit(candidate: RenderJob) -> str:
+            try:
+                accounting.admit(candidate)
+            except RateLimited as limited:
+                return f"limited-{limited.details['seconds']}"
+            return "admitted"
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return list(pool.map(admit, [job(user=user, at=now) for _ in range(count)]))
+
+    hourly = burst("hourly", 40)
+    assert (hourly.count("admitted"), hourly.count(f"limited-{HOUR}")) == (3, 37)
+    assert used(accounting, "hourly") == [3, 3]
+
+    # Four renders in the two hours before leave one for this hour's burst.
+    for earlier in (5, 6, HOUR + 5, HOUR + 6):
+        accounting.admit(job(user="daily", at=MIDNIGHT + earlier))
+    daily = burst("daily", 40)
+    assert (daily.count("admitted"), daily.count(f"limited-{DAY}")) == (1, 39)
+    assert used(accounting, "daily") == [1, 5]
+
+
+def test_a_refusal_for_any_reason_counts_in_no_window(aws: Any) -> None:
+    now = MIDNIGHT + 10
+    accounting = Accounting(
+        aws.dynamodb, TABLE, limits(windows=HOURLY_AND_DAILY, initial_credits=3, max_queued=2), clock=lambda: now
+    )
+    with pytest.raises(InsufficientCredits):
+        accounting.admit(job(cost=4, at=now))
+    assert used(accounting) == [0, 0]
+    accounting.admit(job(cost=1, at=now))
+    accounting.admit(job(cost=1, at=now))
+    with pytest.raises(TooManyQueued):
+        accounting.admit(job(cost=1, at=now))
+    assert used(accounting) == [2, 2]
+
+
+def test_rollback_gives_back_every_window(aws: Any) -> None:
+    now = MIDNIGHT + 10
+    accounting = Accounting(aws.dynamodb, TABLE, limits(windows=HOURLY_AND_DAILY), clock=lambda: now)
+    admitted = job(at=now)
+    accounting.admit(admitted)
+    assert used(accounting) == [1, 1]
+    assert accounting.rollback_admission(admitted)
+    assert used(accounting) == [0, 0]
 
 
 def test_rollback_leaves_no_job_no_charge_and_no_count(aws: Any) -> None:
@@ -108,7 +225,7 @@ def test_rollback_leaves_no_job_no_charge_and_no_count(aws: Any) -> None:
 
     assert RenderRepository(aws.dynamodb, TABLE).get(admitted.render_id) is None
     snapshot = accounting.snapshot("alice")
-    assert (snapshot.used, snapshot.queued, snapshot.balance) == (0, 0, 100)
+    assert (used(accounting), snapshot.queued, snapshot.balance) == ([0], 0, 100)
 
 
 def test_slots_are_bounded_and_given_back_on_every_ending(aws: Any) -> None:

@@ -436,6 +436,26 @@ def test_contention_that_outlasts_the_retries_is_a_503_with_retry_after(
     assert "TransactionConflict" not in payload["error"]["message"]
 
 
+def test_quota_shows_every_window_and_a_refusal_names_the_full_one(call: Call, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RATE_LIMIT_RENDERS")
+    monkeypatch.setenv("RATE_LIMITS", json.dumps([{"limit": 10, "seconds": 86400}, {"limit": 2, "seconds": 3600}]))
+    assert [call("POST", "/renders", body())[0] for _ in range(2)] == [202, 202]
+
+    status, refused, headers = call("POST", "/renders", body())
+    assert (status, refused["error"]["code"]) == (429, "RATE_LIMITED")
+    assert refused["error"]["message"].startswith("rate limit: at most 2 renders per hour")
+    assert {k: refused["error"]["details"][k] for k in ("limit", "seconds")} == {"limit": 2, "seconds": 3600}
+    assert 0 < int(headers["Retry-After"]) <= 3600
+
+    renders = call("GET", "/quota")[1]["renders"]
+    assert [(w["limit"], w["seconds"], w["used"], w["remaining"]) for w in renders["windows"]] == [
+        (2, 3600, 2, 0),
+        (10, 86400, 2, 8),
+    ]
+    # The headline is the window that admits the fewest more.
+    assert (renders["limit"], renders["remaining"], renders["resetAt"]) == (2, 0, renders["windows"][0]["resetAt"])
+
+
 def test_upload_tickets_are_rate_limited_per_user(call: Call, monkeypatch: pytest.MonkeyPatch) -> None:
     from render_service.logic import renders
     from render_service.settings import get_settings

@@ -1,7 +1,9 @@
 """Quota windows, concurrency slots and credits: every move is one conditional DynamoDB transaction.
 
 The invariants these transactions keep (and tests hammer):
-- a user is admitted at most `rate_limit` renders per fixed window;
+- for each window of the rate policy (say 5 an hour and 20 a day), a user is admitted at most its
+  `limit` renders per fixed window; all windows count in the admission transaction, so a refused
+  request counts in none of them;
 - `queued` counts the user's renders whose slot is `waiting`, `active` those whose slot is `held`;
   a job's slot moves waiting -> held -> released (or waiting -> released) exactly once;
 - credits are debited at admission and refunded exactly once, in the same transaction that moves
@@ -37,6 +39,7 @@ from render_service.models.jobs import (
     RenderStatus,
     SlotState,
 )
+from render_service.models.rates import RateWindow
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -44,12 +47,12 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 _TRANSACTION_ATTEMPTS = 8
+_FAILED = "ConditionalCheckFailed"
 
 
 @dataclass(frozen=True)
 class Limits:
-    rate_limit: int
-    window_seconds: int
+    windows: tuple[RateWindow, ...]
     max_active: int
     max_queued: int
     initial_credits: int
@@ -57,10 +60,19 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class QuotaSnapshot:
-    limit: int
+class WindowUsage:
+    window: RateWindow
     used: int
     reset_at: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.window.limit - self.used)
+
+
+@dataclass(frozen=True)
+class QuotaSnapshot:
+    windows: tuple[WindowUsage, ...]
     active: int
     queued: int
     balance: int
@@ -85,29 +97,35 @@ class Accounting:
 
     # --- admission -------------------------------------------------------------------
 
-    def _window(self) -> tuple[int, int]:
-        now = int(self._clock())
-        start = now - now % self.limits.window_seconds
-        return start, start + self.limits.window_seconds
+    def _windows_of(self, job: RenderJob) -> list[tuple[RateWindow, int, int]]:
+        """Each rate window (with its start and end) the render counts in. Keyed by the job's own
+        creation time, so admission and its rollback always name the same window items."""
+        created = int(job.created_at.timestamp())
+        return [(window, *window.bounds(created)) for window in self.limits.windows]
 
     def admit(self, job: RenderJob) -> None:
-        """Counts the render against the rate window and the queue bound, debits credits, writes the job."""
-        start, end = self._window()
+        """Counts the render in every rate window and against the queue bound, debits credits, writes
+        the job: one transaction, so a refusal for any reason changes nothing."""
+        windows = self._windows_of(job)
         ops: list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": it.key(it.quota_pk(job.user_id), it.window_sk(start)),
+                    "Key": it.key(it.quota_pk(job.user_id), it.window_sk(start, window.seconds)),
                     "UpdateExpression": "ADD #count :one SET expiresAt = :expires",
                     "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
                     "ExpressionAttributeNames": {"#count": "count"},
                     "ExpressionAttributeValues": {
                         ":one": _n(1),
-                        ":limit": _n(self.limits.rate_limit),
+                        ":limit": _n(window.limit),
                         ":expires": _n(end + 86400),
                     },
                 }
-            },
+            }
+            for window, start, end in windows
+        ]
+        counters = len(ops)
+        ops += [
             {
                 "Update": {
                     "TableName": self._table,
@@ -125,32 +143,40 @@ class Accounting:
                 }
             },
         ]
+        debit = len(ops)
         if job.cost > 0:
             ops += self._credit_ops(job.user_id, -job.cost, job.render_id, "debit")
         try:
             self._transact(ops)
         except _Cancelled as cancelled:
             reasons = cancelled.codes
-            if reasons[0] == "ConditionalCheckFailed":
-                retry = max(1, end - int(self._clock()))
-                raise RateLimited(
-                    f"at most {self.limits.rate_limit} renders per {self.limits.window_seconds} s; try again later",
-                    retry_after=retry,
-                    details={"limit": self.limits.rate_limit, "resetAt": end},
-                ) from None
-            if reasons[1] == "ConditionalCheckFailed":
+            full = [(window, end) for (window, _, end), code in zip(windows, reasons, strict=False) if code == _FAILED]
+            if full:
+                raise self._rate_limited(full) from None
+            if reasons[counters] == _FAILED:
                 raise TooManyQueued(
                     f"at most {self.limits.max_queued} renders may wait for a slot; try again when one has started",
                     retry_after=30,
                     details={"maxQueued": self.limits.max_queued},
                 ) from None
-            if len(reasons) > 3 and reasons[3] == "ConditionalCheckFailed":
+            if job.cost > 0 and reasons[debit] == _FAILED:
                 raise InsufficientCredits(
                     f"this render costs {job.cost} credits, more than the balance",
                     details={"cost": job.cost, "balance": self.balance(job.user_id)},
                 ) from None
             logger.error("admission refused for an unexpected reason", extra={"reasons": reasons})
             raise ServiceBusy("the render could not be admitted right now; retry shortly") from None
+
+    def _rate_limited(self, full: list[tuple[RateWindow, int]]) -> RateLimited:
+        """Names the full window that keeps the caller waiting longest: once it resets, every other
+        full window has reset too, so Retry-After is the first moment a retry can succeed."""
+        window, end = max(full, key=lambda pair: pair[1])
+        retry = max(1, end - int(self._clock()))
+        return RateLimited(
+            f"rate limit: at most {window.describe()}; this window resets in {retry} s",
+            retry_after=retry,
+            details={"limit": window.limit, "seconds": window.seconds, "resetAt": end},
+        )
 
     def count_upload(self, user_id: str, limit: int, window_seconds: int = 3600) -> None:
         """One upload ticket against the user's fixed window; uploads cost storage, so they are bounded too."""
@@ -159,7 +185,7 @@ class Accounting:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=it.key(it.quota_pk(user_id, "uploads"), it.window_sk(start)),
+                Key=it.key(it.quota_pk(user_id, "uploads"), it.window_sk(start, window_seconds)),
                 UpdateExpression="ADD #count :one SET expiresAt = :expires",
                 ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
                 ExpressionAttributeNames={"#count": "count"},
@@ -182,7 +208,6 @@ class Accounting:
         False when there is nothing to undo because the render has moved on: its execution did
         start (the StartExecution reply was what got lost) and already took a slot.
         """
-        start, _ = self._window_of(job)
         ops: list[dict[str, Any]] = [
             {
                 "Delete": {
@@ -196,36 +221,34 @@ class Accounting:
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": it.key(it.quota_pk(job.user_id), it.window_sk(start)),
-                    "UpdateExpression": "ADD #count :minus",
-                    "ConditionExpression": "#count > :zero",
-                    "ExpressionAttributeNames": {"#count": "count"},
-                    "ExpressionAttributeValues": {":minus": _n(-1), ":zero": _n(0)},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self._table,
                     "Key": it.key(it.counters_pk(job.user_id), it.COUNTERS_SK),
                     "UpdateExpression": "ADD queued :minus",
                     "ExpressionAttributeValues": {":minus": _n(-1)},
                 }
             },
         ]
+        ops += [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": it.key(it.quota_pk(job.user_id), it.window_sk(start, window.seconds)),
+                    "UpdateExpression": "ADD #count :minus",
+                    "ConditionExpression": "#count > :zero",
+                    "ExpressionAttributeNames": {"#count": "count"},
+                    "ExpressionAttributeValues": {":minus": _n(-1), ":zero": _n(0)},
+                }
+            }
+            for window, start, _ in self._windows_of(job)
+        ]
         if job.cost > 0:
             ops += self._credit_ops(job.user_id, job.cost, job.render_id, "rollback")
         try:
             self._transact(ops)
         except _Cancelled as cancelled:
-            if cancelled.codes[0] == "ConditionalCheckFailed":
+            if cancelled.codes[0] == _FAILED:
                 return False
             raise
         return True
-
-    def _window_of(self, job: RenderJob) -> tuple[int, int]:
-        created = int(job.created_at.timestamp())
-        start = created - created % self.limits.window_seconds
-        return start, start + self.limits.window_seconds
 
     # --- credits ---------------------------------------------------------------------
 
@@ -316,7 +339,7 @@ class Accounting:
                 ]
             )
         except _Cancelled as cancelled:
-            if cancelled.codes[1] == "ConditionalCheckFailed":
+            if cancelled.codes[1] == _FAILED:
                 return self._slot_already_settled(job.render_id)
             return False
         return True
@@ -430,9 +453,11 @@ class Accounting:
     # --- reads -----------------------------------------------------------------------
 
     def snapshot(self, user_id: str) -> QuotaSnapshot:
-        start, end = self._window()
+        now = int(self._clock())
+        windows = [(window, *window.bounds(now)) for window in self.limits.windows]
+        window_keys = [(it.quota_pk(user_id), it.window_sk(start, window.seconds)) for window, start, _ in windows]
         keys = [
-            it.key(it.quota_pk(user_id), it.window_sk(start)),
+            *(it.key(pk, sk) for pk, sk in window_keys),
             it.key(it.counters_pk(user_id), it.COUNTERS_SK),
             it.key(it.credits_pk(user_id), it.BALANCE_SK),
         ]
@@ -441,13 +466,13 @@ class Accounting:
             (item["PK"]["S"], item["SK"]["S"]): it.deserialize(item)
             for item in response.get("Responses", {}).get(self._table, [])
         }
-        window = found.get((it.quota_pk(user_id), it.window_sk(start)), {})
         counters = found.get((it.counters_pk(user_id), it.COUNTERS_SK), {})
         credits = found.get((it.credits_pk(user_id), it.BALANCE_SK), {})
         return QuotaSnapshot(
-            limit=self.limits.rate_limit,
-            used=int(window.get("count", 0)),
-            reset_at=end,
+            windows=tuple(
+                WindowUsage(window=window, used=int(found.get(key, {}).get("count", 0)), reset_at=end)
+                for (window, _, end), key in zip(windows, window_keys, strict=True)
+            ),
             active=int(counters.get("active", 0)),
             queued=int(counters.get("queued", 0)),
             balance=int(credits.get("balance", self.limits.initial_credits)),
@@ -483,4 +508,4 @@ class ExecutionSeen(Exception):
 class _Cancelled(Exception):
     def __init__(self, codes: list[str]) -> None:
         super().__init__(codes)
-        self.codes = codes + ["None"] * 8
+        self.codes = codes + ["None"] * 16

@@ -4,7 +4,7 @@
 |-------------|---------------------------|---------------------------|
 | render job  | RENDER#<id>               | RENDER                    |
 | chunk       | RENDER#<id>               | CHUNK#<nnnn>              |
-| rate window | QUOTA#<user>#<policy>     | WINDOW#<start epoch>      |
+| rate window | QUOTA#<user>#<policy>     | WINDOW#<seconds>#<start>  |
 | counters    | USER#<user>               | COUNTERS                  |
 | credits     | CREDITS#<user>            | BALANCE / LEDGER#<ts>#<id>|
 
@@ -48,8 +48,9 @@ def quota_pk(user_id: str, policy: str = "renders") -> str:
     return f"QUOTA#{user_id}#{policy}"
 
 
-def window_sk(window_start: int) -> str:
-    return f"WINDOW#{window_start}"
+def window_sk(window_start: int, seconds: int) -> str:
+    # The length is part of the key: an hour and a day that start at the same second are two windows.
+    return f"WINDOW#{seconds}#{window_start}"
 
 
 def counters_pk(user_id: str) -> str:

@@ -73,8 +73,7 @@ def services() -> Services:
 
 def limits(settings: Settings) -> Limits:
     return Limits(
-        rate_limit=settings.rate_limit_renders,
-        window_seconds=settings.rate_limit_window_seconds,
+        windows=settings.rate_limits,
         max_active=settings.max_active_renders,
         max_queued=settings.max_queued_renders,
         initial_credits=settings.initial_credits,
@@ -315,11 +314,24 @@ def delete_output(user_id: str, render_id: str) -> api.RenderView:
 def quota(user_id: str) -> api.QuotaView:
     svc = services()
     snap = svc.accounting.snapshot(user_id)
+    windows = [
+        api.RateWindowQuota(
+            limit=usage.window.limit,
+            seconds=usage.window.seconds,
+            used=usage.used,
+            remaining=usage.remaining,
+            resetAt=datetime.fromtimestamp(usage.reset_at, UTC),
+        )
+        for usage in snap.windows
+    ]
+    # The window that admits the fewest more (the one resetting last, on a tie) is the headline.
+    binding = min(windows, key=lambda window: (window.remaining, -window.resetAt.timestamp()))
     return api.QuotaView(
         renders=api.RenderQuota(
-            limit=snap.limit,
-            remaining=max(0, snap.limit - snap.used),
-            resetAt=datetime.fromtimestamp(snap.reset_at, UTC),
+            limit=binding.limit,
+            remaining=binding.remaining,
+            resetAt=binding.resetAt,
+            windows=windows,
         ),
         active=api.SlotQuota(limit=svc.settings.max_active_renders, count=snap.active),
         queued=api.SlotQuota(limit=svc.settings.max_queued_renders, count=snap.queued),

@@ -115,10 +115,19 @@ class UploadTicket(BaseModel):
     expiresAt: datetime
 
 
-class RenderQuota(BaseModel):
-    limit: int
+class RateWindowQuota(BaseModel):
+    limit: int = Field(description="Renders admitted per window.")
+    seconds: int = Field(description="Window length; windows are fixed and aligned to the epoch (86400 = a UTC day).")
+    used: int
     remaining: int
     resetAt: datetime
+
+
+class RenderQuota(BaseModel):
+    limit: int = Field(description="The limit of the window that admits the fewest more renders.")
+    remaining: int = Field(description="Renders that may be submitted now: the least left in any window.")
+    resetAt: datetime = Field(description="When that window resets.")
+    windows: list[RateWindowQuota] = Field(description="Every window of the rate policy, shortest first.")
 
 
 class SlotQuota(BaseModel):
