@@ -262,6 +262,9 @@ class LocalCloud:
                 "MOTO_PORT": str(self.port),
             }
         )
+        # moto keeps its accounts in this process, not in the server: a second LocalCloud in one
+        # process (an e2e module with other settings) would find the first one's resources.
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
         # Must come before any function is created.
         requests.post(
             f"{self.endpoint}/moto-api/config",
