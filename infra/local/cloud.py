@@ -37,6 +37,7 @@ from typing import Any
 
 import boto3
 import requests
+from aws_lambda_powertools import Metrics
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -139,7 +140,15 @@ def _run(handler: Callable[[dict[str, Any], Any], Any], event: Any, context: Lam
         return json.dumps(error).encode(), True
     finally:
         _current_function.reset(token)
+        forget_metrics()
     return json.dumps(result, default=str).encode(), False
+
+
+def forget_metrics() -> None:
+    """Ends an invocation's metrics, as Lambda's flush does. With metrics disabled (locally), Powertools
+    keeps them instead, in one set for the whole process, until 100 values of one metric make
+    `add_metric` serialize in the middle of a request, and fail there if no namespace was set."""
+    Metrics().clear_metrics()
 
 
 def _invoke(

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from infra.local.cloud import LambdaContext
+from infra.local.cloud import LambdaContext, forget_metrics
 from render_service.models.api import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("render_service.local")
@@ -100,6 +100,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 HTTPStatus.BAD_GATEWAY, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}'
             )
             return
+        finally:
+            forget_metrics()
         payload = response.get("body") or ""
         raw = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
         headers = dict(response.get("headers") or {})
