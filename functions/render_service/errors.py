@@ -84,6 +84,12 @@ class ServiceBusy(ServiceError):
         self.retry_after = retry_after
 
 
+class EngineNotConfigured(ServiceError):
+    """The request names an engine this deployment has not been configured for (remotion without a function)."""
+
+    code = "ENGINE_NOT_CONFIGURED"
+
+
 class SubmissionFailed(ServiceError):
     """The workflow could not be started; the admission was rolled back."""
 
@@ -131,6 +137,26 @@ class ChunkFailed(RenderFailure):
     """A chunk used up its attempts."""
 
     code = "CHUNK_FAILED"
+
+
+class RemotionRefused(RenderFailure):
+    """The Remotion function answered with an error (wrong version, unknown composition, bad payload)."""
+
+    code = "REMOTION_REFUSED"
+
+
+class RemotionRenderFailed(RenderFailure):
+    """Remotion reported a fatal error; the message is Remotion's, its stack is logged for ops."""
+
+    code = "REMOTION_FAILED"
+
+
+class RemotionTimedOut(RenderFailure):
+    code = "RENDER_TIMED_OUT"
+
+
+class RemotionUnavailable(Exception):
+    """Transient: the Remotion function could not be reached (throttled, timed out); retried."""
 
 
 class RenderNotReady(Exception):

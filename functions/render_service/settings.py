@@ -55,6 +55,14 @@ class Settings(BaseModel):
     cdn_private_key_secret: str = Field("", validation_alias="CDN_PRIVATE_KEY_SECRET")
 
     ffmpeg_path: str = Field("", validation_alias="FFMPEG_PATH")
+    # The app team's Remotion Lambda (engine "remotion"); unset, remotion requests get a 503.
+    remotion_function_name: str = Field("", validation_alias="REMOTION_FUNCTION_NAME")
+    remotion_serve_url: str = Field("", validation_alias="REMOTION_SERVE_URL")
+    remotion_region: str = Field("", validation_alias="REMOTION_REGION")
+    remotion_bucket: str = Field("", validation_alias="REMOTION_BUCKET")
+    # Remotion refuses a payload whose version is not the deployed function's own.
+    remotion_version: str = Field("4.0.0", validation_alias="REMOTION_VERSION")
+
     # The bundled fonts (the ffmpeg layer's /opt/fonts); empty: the layer's, else the font packages'.
     font_dir: str = Field("", validation_alias="FONT_DIR")
     work_dir: Path = Field(Path("/tmp"), validation_alias="WORK_DIR")
@@ -85,6 +93,10 @@ class Settings(BaseModel):
         if any(given) and not all(given):
             raise ValueError("CDN_DOMAIN, CDN_KEY_PAIR_ID and CDN_PRIVATE_KEY_SECRET go together")
         return self
+
+    @property
+    def remotion_configured(self) -> bool:
+        return bool(self.remotion_function_name and self.remotion_serve_url and self.remotion_bucket)
 
     @property
     def source_buckets(self) -> frozenset[str]:
