@@ -2,7 +2,8 @@
 
 - `inputs/<user>/<uuid>/<filename>`: uploads through presigned PUT URLs
 - `work/<renderId>/...`: plans, staged sources and chunks (expired by a lifecycle rule)
-- `renders/<user>/<renderId>.mp4`: finished outputs
+- `renders/<user>/<renderId>.mp4`: finished outputs, with their stills beside them:
+  `renders/<user>/<renderId>.poster.jpg` and `renders/<user>/<renderId>.thumb.jpg`
 """
 
 from __future__ import annotations
@@ -18,6 +19,25 @@ if TYPE_CHECKING:
 
 def output_key(user_id: str, render_id: str) -> str:
     return f"renders/{user_id}/{render_id}.mp4"
+
+
+def poster_key(user_id: str, render_id: str) -> str:
+    return f"renders/{user_id}/{render_id}.poster.jpg"
+
+
+def thumbnail_key(user_id: str, render_id: str) -> str:
+    return f"renders/{user_id}/{render_id}.thumb.jpg"
+
+
+def output_keys(user_id: str, render_id: str) -> list[str]:
+    """Every object a finished render owns: the MP4 and its stills."""
+    return [output_key(user_id, render_id), poster_key(user_id, render_id), thumbnail_key(user_id, render_id)]
+
+
+def delete_output(s3: S3Client, bucket: str, user_id: str, render_id: str) -> None:
+    """Removes a render's MP4 and stills (deleting a key that is not there is not an error)."""
+    keys = [{"Key": key} for key in output_keys(user_id, render_id)]
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})  # type: ignore[typeddict-item]
 
 
 def work_prefix(render_id: str) -> str:

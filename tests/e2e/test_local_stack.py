@@ -145,6 +145,21 @@ def test_a_render_runs_end_to_end(
     assert set(events) >= {"Render Started", "Render Succeeded"}
     assert events["Render Succeeded"]["output"]["sizeBytes"] == video.stat().st_size
 
+    # The poster and thumbnail, made by FinalizeRender, named in the event, signed in the GET.
+    announced = events["Render Succeeded"]["output"]
+    assert (announced["posterKey"], announced["thumbnailKey"]) == (
+        f"renders/e2e-render/{render_id}.poster.jpg",
+        f"renders/e2e-render/{render_id}.thumb.jpg",
+    )
+    for field, size in (("posterUrl", (1280, 720)), ("thumbnailUrl", (320, 180))):
+        image = tmp_path / f"{field}.jpg"
+        got = requests.get(render["output"][field], timeout=30)
+        assert (got.status_code, got.headers["Content-Type"]) == (200, "image/jpeg")
+        image.write_bytes(got.content)
+        with av.open(str(image)) as container:
+            frame = next(container.decode(video=0))
+            assert (frame.width, frame.height) == size
+
 
 def test_fifty_parallel_posts_admit_exactly_the_rate_limit(stack: tuple[LocalCloud, Gateway]) -> None:
     _, gateway = stack

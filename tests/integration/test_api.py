@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from render_service import storage
 from render_service.data.accounting import Accounting
 from render_service.models.jobs import OutputObject, RenderStatus
 
@@ -278,14 +279,14 @@ def test_cancel_by_subject_cancels_only_that_subjects_active_renders(call: Call)
 def _complete(aws: Any, render_id: str, user: str = "alice") -> str:
     from render_service.logic.renders import services
 
-    key = f"renders/{user}/{render_id}.mp4"
-    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"\x00" * 64)
+    key, poster, thumbnail = storage.output_keys(user, render_id)
+    for name in (key, poster, thumbnail):
+        aws.s3.put_object(Bucket=BUCKET, Key=name, Body=b"\x00" * 64)
     accounting: Accounting = services().accounting
     job = services().renders.require(render_id)
     accounting.acquire_slot(job)
-    accounting.finish(
-        render_id, RenderStatus.complete, output=OutputObject(key=key, size_bytes=64, duration_seconds=2.0)
-    )
+    output = OutputObject(key=key, size_bytes=64, duration_seconds=2.0, poster_key=poster, thumbnail_key=thumbnail)
+    accounting.finish(render_id, RenderStatus.complete, output=output)
     return key
 
 
@@ -300,6 +301,13 @@ def test_output_urls_deletion_and_gone(call: Call, aws: Any) -> None:
     assert render["progress"] == 100
     assert render["output"]["url"].startswith("https://")
     assert render["output"]["sizeBytes"] == 64
+    # Stills are signed like the MP4, but for showing inline: no attachment disposition.
+    assert f"/renders/alice/{render_id}.poster.jpg?" in render["output"]["posterUrl"]
+    assert f"/renders/alice/{render_id}.thumb.jpg?" in render["output"]["thumbnailUrl"]
+    assert "response-content-disposition" in render["output"]["url"]
+    assert "response-content-disposition" not in render["output"]["posterUrl"]
+    listed = call("GET", "/renders")[1]["renders"]
+    assert [r["output"]["thumbnailUrl"] is not None for r in listed if r["renderId"] == render_id] == [True]
     status, fresh, _ = call("POST", f"/renders/{render_id}/download-url", {"expiresInSeconds": 120})
     assert status == 200
     assert "X-Amz-Expires=120" in fresh["url"]
@@ -308,7 +316,12 @@ def test_output_urls_deletion_and_gone(call: Call, aws: Any) -> None:
     status, deleted, _ = call("DELETE", f"/renders/{render_id}")
     assert status == 200
     assert deleted["output"]["deleted"] is True
-    assert deleted["output"]["url"] is None
+    assert (deleted["output"]["url"], deleted["output"]["posterUrl"], deleted["output"]["thumbnailUrl"]) == (
+        None,
+        None,
+        None,
+    )
+    assert aws.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"renders/alice/{render_id}").get("Contents", []) == []
     status, payload, _ = call("POST", f"/renders/{render_id}/download-url", {})
     assert (status, payload["error"]["code"]) == (410, "OUTPUT_GONE")
 

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from render_service import clients, links, storage
+from render_service import clients, links, outputs, storage
 from render_service.data.accounting import Accounting, Limits
 from render_service.data.renders import RenderRepository
 from render_service.errors import (
@@ -158,31 +158,8 @@ def _submit(user_id: str, request: RenderRequest) -> api.RenderCreated:
 
 
 def to_view(job: RenderJob, *, queue_position: int | None = None, check_output: bool = False) -> api.RenderView:
-    """The API's view of a job. `check_output` confirms the object still exists before handing out
-    a URL (one S3 request): done for a single render, not for every item of a history page."""
-    svc = services()
-    output = None
-    if job.output:
-        url = expires = None
-        bucket = svc.settings.bucket_name
-        # Only a URL that works: the object may have been removed outside the API (lifecycle, ops).
-        if (
-            job.status == RenderStatus.complete
-            and not job.output.deleted
-            and (not check_output or storage.exists(clients.s3(), bucket, job.output.key))
-        ):
-            url, expires = links.output_url(
-                job.output.key, svc.settings.download_url_ttl_seconds, filename=f"{job.render_id}.mp4"
-            )
-        output = api.OutputView(
-            url=url,
-            expiresAt=expires,
-            sizeBytes=job.output.size_bytes,
-            durationSeconds=job.output.duration_seconds,
-            width=job.output.width,
-            height=job.output.height,
-            deleted=job.output.deleted,
-        )
+    """The API's view of a job; `check_output`: see `outputs.view`."""
+    output = outputs.view(job, services().settings, check_output=check_output)
     return api.RenderView(
         renderId=job.render_id,
         status=job.status.value,
@@ -302,8 +279,8 @@ def download_url(user_id: str, render_id: str, expires_in: int) -> api.DownloadU
 
 def delete_output(user_id: str, render_id: str) -> api.RenderView:
     svc = services()
-    _job, key = _complete_output(user_id, render_id)
-    clients.s3().delete_object(Bucket=svc.settings.bucket_name, Key=key)
+    _complete_output(user_id, render_id)
+    storage.delete_output(clients.s3(), svc.settings.bucket_name, user_id, render_id)
     svc.renders.set_output_deleted(render_id)
     return to_view(svc.renders.require(render_id))
 

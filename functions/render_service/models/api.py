@@ -30,6 +30,10 @@ class RenderCreated(BaseModel):
 class OutputView(BaseModel):
     url: str | None = Field(None, description="Presigned GET URL, fresh on every read; absent once deleted.")
     expiresAt: datetime | None = None
+    posterUrl: str | None = Field(
+        None, description="A JPEG of a representative frame at the output's size, signed as `url` is."
+    )
+    thumbnailUrl: str | None = Field(None, description="The same frame as a JPEG of 320 px on its long side.")
     sizeBytes: int
     durationSeconds: float
     width: int | None = None

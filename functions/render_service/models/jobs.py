@@ -54,6 +54,9 @@ class OutputObject(BaseModel):
     width: int | None = None
     height: int | None = None
     deleted: bool = False
+    # Beside the MP4 (see storage.py); None for outputs made before stills, or when making them failed.
+    poster_key: str | None = None
+    thumbnail_key: str | None = None
 
 
 def utcnow() -> datetime:

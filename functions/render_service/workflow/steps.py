@@ -21,6 +21,7 @@ from render_service import clients, errors, links, storage
 from render_service.data.accounting import Accounting, ExecutionSeen
 from render_service.data.renders import RenderRepository
 from render_service.engines import ffmpeg as engine
+from render_service.engines.ffmpeg import stills
 from render_service.logic import pricing
 from render_service.logic.renders import CANCELLED, event_detail, limits
 from render_service.models.jobs import (
@@ -209,7 +210,13 @@ class Steps:
         plan = engine.RenderPlan.model_validate_json(plan_body["Body"].read())
         key = storage.output_key(job.user_id, render_id)
         info = engine.join_chunks(
-            plan, [c.key for c in chunks if c.key], key, s3=s3, bucket=self.settings.bucket_name, settings=self.settings
+            plan,
+            [c.key for c in chunks if c.key],
+            key,
+            s3=s3,
+            bucket=self.settings.bucket_name,
+            settings=self.settings,
+            stills=stills.keys_for(job.user_id, render_id),
         )
         output = OutputObject(
             key=key,
@@ -217,6 +224,8 @@ class Steps:
             duration_seconds=info.duration_seconds,
             width=info.width,
             height=info.height,
+            poster_key=info.stills.poster if info.stills else None,
+            thumbnail_key=info.stills.thumbnail if info.stills else None,
         )
         logger.info("render joined", extra={"render_id": render_id, "bytes": info.size_bytes})
         return _output_result(output)
@@ -230,6 +239,8 @@ class Steps:
             duration_seconds=output["durationSeconds"],
             width=output.get("width"),
             height=output.get("height"),
+            poster_key=output.get("posterKey"),
+            thumbnail_key=output.get("thumbnailKey"),
         )
         job = self.renders.require(render_id)
         if job.status == RenderStatus.complete:
@@ -250,7 +261,7 @@ class Steps:
         """Removes an output that belongs to no completed render (cancelled or failed after the join)."""
         job = self.renders.require(render_id)
         if job.status in (RenderStatus.cancelled, RenderStatus.failed):
-            clients.s3().delete_object(Bucket=self.settings.bucket_name, Key=storage.output_key(job.user_id, render_id))
+            storage.delete_output(clients.s3(), self.settings.bucket_name, job.user_id, render_id)
 
     def _announce_success(self, job: RenderJob) -> None:
         assert job.output is not None
@@ -264,6 +275,8 @@ class Steps:
             "expiresAt": expires.isoformat(),
             "sizeBytes": job.output.size_bytes,
             "durationSeconds": job.output.duration_seconds,
+            "posterKey": job.output.poster_key,
+            "thumbnailKey": job.output.thumbnail_key,
         }
         self._announce(DetailType.succeeded, event_detail(job, output=output))
         storage.delete_prefix(s3, bucket, storage.work_prefix(job.render_id))
@@ -337,6 +350,8 @@ def _output_result(output: OutputObject) -> dict[str, Any]:
         "durationSeconds": output.duration_seconds,
         "width": output.width,
         "height": output.height,
+        "posterKey": output.poster_key,
+        "thumbnailKey": output.thumbnail_key,
     }
 
 

@@ -22,8 +22,9 @@ import pytest
 from moto import mock_aws
 
 from render_service.engines.ffmpeg import (
-    MediaInfo,
+    JoinedOutput,
     RenderPlan,
+    StillKeys,
     join_chunks,
     plan_render,
     render_chunk,
@@ -143,7 +144,7 @@ def upload(s3: Any) -> Callable[..., str]:
 @dataclass
 class Rendered:
     plan: RenderPlan
-    info: MediaInfo
+    info: JoinedOutput
     path: Path
     progress: dict[int, list[int]]
 
@@ -153,7 +154,11 @@ def render(s3: Any, settings: Settings, tmp_path: Path) -> Callable[..., Rendere
     """Plan, render every chunk (two at a time, like the async workers), join, download the result."""
 
     def run(
-        request: dict[str, Any] | RenderRequest, *, render_id: str = "r-test", chunk_seconds: float = 15.0
+        request: dict[str, Any] | RenderRequest,
+        *,
+        render_id: str = "r-test",
+        chunk_seconds: float = 15.0,
+        stills: StillKeys | None = None,
     ) -> Rendered:
         req = request if isinstance(request, RenderRequest) else RenderRequest.model_validate(request)
         plan = plan_render(render_id, req, s3=s3, bucket=SERVICE_BUCKET, settings=settings, chunk_seconds=chunk_seconds)
@@ -170,7 +175,7 @@ def render(s3: Any, settings: Settings, tmp_path: Path) -> Callable[..., Rendere
                 )
             )
         dest = f"renders/u/{render_id}.mp4"
-        info = join_chunks(plan, keys, dest, s3=s3, bucket=SERVICE_BUCKET, settings=settings)
+        info = join_chunks(plan, keys, dest, s3=s3, bucket=SERVICE_BUCKET, settings=settings, stills=stills)
         local = tmp_path / f"{render_id}.mp4"
         s3.download_file(SERVICE_BUCKET, dest, str(local))
         return Rendered(plan=plan, info=info, path=local, progress=progress)

@@ -6,7 +6,8 @@ The workflow calls four functions, one per step:
   allowed, lay the timeline out in frames and cut it into `ChunkSpec`s.
 - `render_chunk` (chunk worker): one ffmpeg run per chunk, progress in frames.
 - `join_chunks` (FinalizeRender): concat the chunks' video by stream copy, mix and
-  encode the audio once, upload the MP4 and probe it.
+  encode the audio once, upload the MP4 and probe it, and make its poster and thumbnail
+  (`stills.py`, engine-agnostic: it reads any local MP4).
 - `planned_commands`: every ffmpeg argv a plan implies (tests, benchmarks, ops).
 
 Audio strategy: chunks carry H.264 video plus *PCM* audio, exactly `samples`
@@ -29,11 +30,13 @@ from render_service.engines.ffmpeg.join import join_chunks
 from render_service.engines.ffmpeg.models import (
     ChunkSpec,
     Encoding,
+    JoinedOutput,
     MediaInfo,
     RenderPlan,
     Segment,
     SoundtrackSpec,
     SourceRef,
+    StillKeys,
 )
 from render_service.engines.ffmpeg.plan import DEFAULT_CHUNK_SECONDS
 from render_service.engines.ffmpeg.prepare import plan_render
@@ -43,11 +46,13 @@ __all__ = [
     "DEFAULT_CHUNK_SECONDS",
     "ChunkSpec",
     "Encoding",
+    "JoinedOutput",
     "MediaInfo",
     "RenderPlan",
     "Segment",
     "SoundtrackSpec",
     "SourceRef",
+    "StillKeys",
     "chunk_key",
     "join_chunks",
     "plan_render",

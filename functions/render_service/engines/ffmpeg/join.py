@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 from render_service import errors, sources
 from render_service.engines.ffmpeg.commands import JoinPaths, concat_list, join_argv
-from render_service.engines.ffmpeg.models import MediaInfo, RenderPlan
+from render_service.engines.ffmpeg.models import JoinedOutput, RenderPlan, StillKeys
 from render_service.engines.ffmpeg.probe import probe
 from render_service.engines.ffmpeg.runner import run_ffmpeg
+from render_service.engines.ffmpeg.stills import make_and_upload
 from render_service.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,8 +30,11 @@ def join_chunks(
     bucket: str,
     settings: Settings,
     timeout_seconds: float = JOIN_TIMEOUT_SECONDS,
-) -> MediaInfo:
-    """Concat demuxer with `-c:v copy`, soundtrack mixed in, AAC once, `+faststart`; returns the probe."""
+    stills: StillKeys | None = None,
+) -> JoinedOutput:
+    """Concat demuxer with `-c:v copy`, soundtrack mixed in, AAC once, `+faststart`; returns the probe.
+
+    With `stills`, a poster and a thumbnail are made from the local file too (best effort)."""
     if len(chunk_keys) != len(plan.chunks):
         raise errors.EncodeFailed(f"expected {len(plan.chunks)} chunks, got {len(chunk_keys)}")
     paths = JoinPaths.for_plan(settings.work_dir, plan, attempt=uuid.uuid4().hex[:8])
@@ -58,6 +62,19 @@ def join_chunks(
                 f"joined output lasts {info.duration_seconds:.3f} s, planned {plan.duration_seconds:.3f} s"
             )
         s3.upload_file(str(paths.output), bucket, dest_key, ExtraArgs={"ContentType": "video/mp4"})
-        return info
+        made = None
+        if stills is not None:
+            made = make_and_upload(
+                paths.output,
+                stills,
+                duration_seconds=info.duration_seconds,
+                width=info.width,
+                height=info.height,
+                out_dir=paths.root / "stills",
+                ffmpeg=settings.ffmpeg,
+                s3=s3,
+                bucket=bucket,
+            )
+        return JoinedOutput(**info.model_dump(), stills=made)
     finally:
         shutil.rmtree(paths.root, ignore_errors=True)

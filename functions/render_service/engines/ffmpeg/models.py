@@ -128,3 +128,16 @@ class MediaInfo(BaseModel):
     fps: float
     video_codec: str
     audio_codec: str | None
+
+
+class StillKeys(BaseModel):
+    """Where a render's poster and thumbnail live (beside its MP4, see `storage.py`)."""
+
+    poster: str
+    thumbnail: str
+
+
+class JoinedOutput(MediaInfo):
+    """The joined output's probe, and its stills (None when not asked for, or they could not be made)."""
+
+    stills: StillKeys | None = None
