@@ -19,6 +19,7 @@ from infra.constructs.functions import RenderFunctions, RenderLimits
 from infra.constructs.layers import DEFAULT_LAYERS_DIR, RenderLayers
 from infra.constructs.notifications import RenderNotifications
 from infra.constructs.observability import RenderObservability
+from infra.constructs.remotion import RemotionAccess, RemotionDeployment
 from infra.constructs.workflow import RenderWorkflow
 from render_service.models.rates import RateWindow, legacy_rate_window, parse_rate_windows
 
@@ -41,6 +42,8 @@ class RenderServiceConfig:
     event_archive_days: int = 30
     inputs_retention_days: int = 30
     limits: RenderLimits = field(default_factory=RenderLimits)
+    # The team's Remotion Lambda; None: `engine: "remotion"` is refused with a 503.
+    remotion: RemotionDeployment | None = None
     layers_dir: Path = DEFAULT_LAYERS_DIR
 
     def __post_init__(self) -> None:
@@ -79,6 +82,7 @@ class RenderServiceConfig:
                 poll_interval_seconds=int(get("pollIntervalSeconds", limit_defaults.poll_interval_seconds)),
                 slot_wait_seconds=int(get("slotWaitSeconds", limit_defaults.slot_wait_seconds)),
             ),
+            remotion=RemotionDeployment.from_context(get),
         )
 
 
@@ -120,6 +124,16 @@ class RenderServiceStack(Stack):
             cors_allowed_origins=config.cors_allowed_origins,
         )
         fns = self.functions
+        if config.remotion is not None:
+            self.remotion = RemotionAccess(
+                self,
+                "Remotion",
+                deployment=config.remotion,
+                start=fns.start_render,
+                poll=fns.poll_render,
+                finalize=fns.finalize_render,
+                api=fns.api,
+            )
         self.workflow = RenderWorkflow(
             self,
             "Workflow",

@@ -99,13 +99,19 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def actions_on(statements: list[dict[str, Any]], needle: str) -> set[str]:
-    """Actions granted on any resource whose JSON mentions `needle`."""
+def actions_on(statements: list[dict[str, Any]], needle: str, *, also: str = "") -> set[str]:
+    """Actions granted on any resource whose JSON mentions `needle` (and `also`)."""
     actions: set[str] = set()
     for statement in statements:
-        if any(needle in json.dumps(resource) for resource in as_list(statement["Resource"])):
+        texts = [json.dumps(resource) for resource in as_list(statement["Resource"])]
+        if any(needle in text and also in text for text in texts):
             actions.update(as_list(statement["Action"]))
     return actions
+
+
+def media_actions_on(statements: list[dict[str, Any]], prefix: str) -> set[str]:
+    """Actions granted on a key prefix of the service bucket (not Remotion's, which has a renders/ too)."""
+    return actions_on(statements, f"/{prefix}", also="DataBucket")
 
 
 def only_media_bucket(template: Template) -> tuple[str, dict[str, Any]]:
@@ -341,7 +347,7 @@ def test_bucket_access_is_scoped_to_key_prefixes(template: Template) -> None:
                 if "DataBucket" in text and "/" in text:
                     assert any(f"/{p}" in text for p in patterns), f"{name}: unexpected object scope {text}"
         for pattern, kinds in patterns.items():
-            actions = actions_on(statements, f"/{pattern}")
+            actions = media_actions_on(statements, pattern)
             assert ("s3:GetObject*" in actions) == ("read" in kinds), (name, pattern)
             assert ("s3:PutObject" in actions) == ("put" in kinds), (name, pattern)
             assert ("s3:DeleteObject*" in actions) == ("delete" in kinds), (name, pattern)
@@ -350,9 +356,9 @@ def test_bucket_access_is_scoped_to_key_prefixes(template: Template) -> None:
 def test_api_cannot_write_render_outputs(template: Template) -> None:
     logical_id, props = functions_by_name(template)["Api"]
     statements = policy_statements(template, logical_id, props)
-    writes = {a for a in actions_on(statements, "/renders/*") if a.startswith("s3:Put")}
+    writes = {a for a in media_actions_on(statements, "renders/*") if a.startswith("s3:Put")}
     assert writes == set()
-    assert "s3:PutObject" in actions_on(statements, "/inputs/*")
+    assert "s3:PutObject" in media_actions_on(statements, "inputs/*")
 
 
 def test_clearing_work_files_and_listing_are_granted_to_complete_and_mark_failed(template: Template) -> None:
@@ -361,7 +367,7 @@ def test_clearing_work_files_and_listing_are_granted_to_complete_and_mark_failed
     bucket_id, _ = only_media_bucket(template)
     for name, (logical_id, props) in functions.items():
         statements = policy_statements(template, logical_id, props)
-        deletes_work = "s3:DeleteObject*" in actions_on(statements, "/work/*")
+        deletes_work = "s3:DeleteObject*" in media_actions_on(statements, "work/*")
         assert deletes_work == (name in {"CompleteRender", "MarkFailed"}), name
         if deletes_work:
             lists = {
@@ -377,7 +383,7 @@ def test_functions_that_announce_success_may_read_the_output_they_presign(templa
     """A presigned GET works only if the signing role may GetObject; MarkFailed re-announces a completed render."""
     for name in ("Api", "CompleteRender", "MarkFailed"):
         logical_id, props = functions_by_name(template)[name]
-        assert "s3:GetObject*" in actions_on(policy_statements(template, logical_id, props), "/renders/*"), name
+        assert "s3:GetObject*" in media_actions_on(policy_statements(template, logical_id, props), "renders/*"), name
 
 
 def test_only_the_announcing_functions_may_put_events(template: Template) -> None:
@@ -715,6 +721,9 @@ def test_context_switches_architecture_retention_and_optional_parts(build_stack:
                 "retainData": False,
                 "inputsRetentionDays": 7,
                 "corsAllowedOrigins": ["https://app.example", "https://admin.example"],
+                "remotionFunctionName": "",
+                "remotionServeUrl": "",
+                "remotionBucket": "",
             }
         )
     )
@@ -726,6 +735,9 @@ def test_context_switches_architecture_retention_and_optional_parts(build_stack:
         assert props["Environment"]["Variables"].get("ALLOWED_SOURCE_BUCKETS", "") == "", name
         statements = policy_statements(template, logical_id, props)
         assert not actions_on(statements, "team-footage"), name
+        # Without a Remotion deployment nobody may reach one, and the functions know none.
+        assert not actions_on(statements, "remotion"), name
+        assert not {k for k in props["Environment"]["Variables"] if k.startswith("REMOTION_")}, name
     for layer in resources(template, "AWS::Lambda::LayerVersion").values():
         assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     _, table = only(template, "AWS::DynamoDB::Table")
@@ -924,3 +936,75 @@ def test_the_functions_that_hand_out_links_sign_them_with_the_stacks_key(templat
     generator = policy_statements(template, *functions["SigningKeyGenerator"])
     assert not any("dynamodb" in json.dumps(s["Action"]) or "s3:" in json.dumps(s["Action"]) for s in generator)
     assert "DownloadDomain" in template.to_json()["Outputs"]
+
+
+# --- remotion --------------------------------------------------------------------------
+
+REMOTION_FUNCTION = "remotion-render-4-0-0-mem2048mb-disk2048mb-120sec"
+REMOTION_BUCKET = "remotionlambda-eucentral1-abc123"
+REMOTION_USERS = {"Api", "StartRender", "PollRender", "FinalizeRender"}
+
+
+def test_remotion_settings_reach_only_the_functions_that_speak_to_it(template: Template) -> None:
+    for name, (_, props) in functions_by_name(template).items():
+        variables = props["Environment"]["Variables"]
+        remotion = {k: v for k, v in variables.items() if k.startswith("REMOTION_")}
+        if name not in REMOTION_USERS:
+            assert remotion == {}, name
+            continue
+        assert remotion == {
+            "REMOTION_FUNCTION_NAME": REMOTION_FUNCTION,
+            "REMOTION_SERVE_URL": (
+                "https://remotionlambda-eucentral1-abc123.s3.eu-central-1.amazonaws.com/sites/app/index.html"
+            ),
+            "REMOTION_BUCKET": REMOTION_BUCKET,
+            "REMOTION_REGION": "eu-central-1",
+            "REMOTION_VERSION": "4.0.0",
+        }, name
+        settings = Settings.model_validate({**remotion, "TABLE_NAME": "t", "BUCKET_NAME": "b"})
+        assert settings.remotion_configured, name
+
+
+def test_only_start_and_poll_invoke_remotion_and_only_its_one_function(template: Template) -> None:
+    for name, (logical_id, props) in functions_by_name(template).items():
+        statements = policy_statements(template, logical_id, props)
+        invoked = [
+            json.dumps(resource)
+            for statement in statements
+            if "lambda:InvokeFunction" in as_list(statement["Action"])
+            for resource in as_list(statement["Resource"])
+            if "remotion" in json.dumps(resource)
+        ]
+        if name in {"StartRender", "PollRender"}:
+            assert len(invoked) == 1, name
+            assert "eu-central-1:" in invoked[0], invoked
+            assert invoked[0].endswith(f':function:{REMOTION_FUNCTION}"]]}}'), invoked
+        else:
+            assert invoked == [], name
+
+
+def test_remotion_bucket_access_is_its_protocol_and_nothing_more(template: Template) -> None:
+    def on_remotion_bucket(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        granted = set()
+        for statement in statements:
+            for resource in as_list(statement["Resource"]):
+                text = json.dumps(resource)
+                if REMOTION_BUCKET in text:
+                    key = text.split(f"{REMOTION_BUCKET}/", 1)[1].split('"', 1)[0]
+                    granted |= {(action, key) for action in as_list(statement["Action"])}
+        return granted
+
+    cancel = {("s3:GetObject", "renders/*/progress.json"), ("s3:PutObject", "renders/*/cancel.json")}
+    expected = {
+        "Api": cancel,
+        "StartRender": cancel | {("s3:PutObject", "input-props/*")},
+        "PollRender": cancel,
+        "FinalizeRender": {("s3:GetObject", "renders/*")},
+    }
+    for name, (logical_id, props) in functions_by_name(template).items():
+        assert on_remotion_bucket(policy_statements(template, logical_id, props)) == expected.get(name, set()), name
+
+
+def test_a_partial_remotion_configuration_fails_the_synth(build_stack: Any) -> None:
+    with pytest.raises(ValueError, match="remotionFunctionName, remotionServeUrl and remotionBucket go together"):
+        build_stack({"remotionBucket": ""})

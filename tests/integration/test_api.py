@@ -736,3 +736,124 @@ def test_a_known_path_with_an_undocumented_method_is_a_405(call: Call) -> None:
     assert (status, payload["error"]["code"]) == (405, "METHOD_NOT_ALLOWED")
     assert headers["Allow"] == "DELETE, GET"
     assert call("PUT", "/nowhere")[0] == 404
+
+
+# --- engine "remotion" ---------------------------------------------------------------------
+
+REMOTION_ENV = {
+    "REMOTION_FUNCTION_NAME": "remotion-render-4-0-0-mem2048mb-disk2048mb-120sec",
+    "REMOTION_SERVE_URL": "https://remotionlambda-abc.s3.us-east-1.amazonaws.com/sites/app/index.html",
+    "REMOTION_BUCKET": "remotionlambda-useast1-abc",
+}
+
+
+@pytest.fixture
+def remotion_configured(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment with a Remotion function (read on the first request, after `aws` cleared the caches)."""
+    for key, value in REMOTION_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+def remotion_body(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "engine": "remotion",
+        "subject": {"type": "generation", "id": "g1"},
+        "kind": "clip",
+        "composition": "TextAnimation",
+        "inputProps": {"text": "Hello", "style": "typewriter"},
+        "durationInFrames": 300,
+        "fps": 30,
+        "output": {"codec": "h264", "crf": 20, "width": 1920, "height": 1080},
+    }
+    return base | overrides
+
+
+def test_a_remotion_request_is_admitted_and_priced_by_length_and_size(call: Call, remotion_configured: None) -> None:
+    status, created, _ = call("POST", "/renders", remotion_body())
+    assert status == 202, created
+    assert created["cost"] == 1  # 10 s at 1080p: ceil(10/60 x 1.5)
+    render = call("GET", f"/renders/{created['renderId']}")[1]
+    assert (render["engine"], render["status"]) == ("remotion", "queued")
+
+    movie = remotion_body(kind="movie", durationInFrames=3600, inputProps={"scenes": [{"title": "a"}] * 20})
+    status, created, _ = call("POST", "/renders", movie)
+    assert (status, created["cost"]) == (202, 3)  # 120 s at 1080p: ceil(2 x 1.5)
+    small = remotion_body(kind="movie", durationInFrames=3600, output={"width": 1280, "height": 720})
+    assert call("POST", "/renders/estimate", small)[1] == {
+        "durationSeconds": 120.0,
+        "credits": 2,  # 720p: ceil(2 x 1)
+        "estimatedRenderSeconds": call("POST", "/renders/estimate", small)[1]["estimatedRenderSeconds"],
+    }
+    assert call("GET", "/quota")[1]["credits"]["balance"] == 100 - 1 - 3
+
+
+def test_remotion_without_a_configured_function_is_a_503_that_counts_and_charges_nothing(call: Call) -> None:
+    before = call("GET", "/quota")[1]
+    status, error, _ = call("POST", "/renders", remotion_body())
+    assert (status, error["error"]["code"]) == (503, "ENGINE_NOT_CONFIGURED")
+    assert error["error"]["message"].startswith("engine: remotion is not configured")
+    assert call("POST", "/renders/estimate", remotion_body())[0] == 503
+    after = call("GET", "/quota")[1]
+    assert after == before
+    assert call("GET", "/renders")[1]["renders"] == []
+    assert call("POST", "/renders", body())[0] == 202  # ffmpeg still renders
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "status"),
+    [
+        ({"durationInFrames": 601}, "durationInFrames", 422),  # a clip: 20 s, 600 frames at 30 fps
+        ({"durationInFrames": 1201, "fps": 60}, "durationInFrames", 422),
+        ({"kind": "movie", "durationInFrames": 3601}, "durationInFrames", 422),  # a movie: 120 s
+        ({"kind": "movie", "durationInFrames": 900, "subject": {"type": "clip", "id": "c"}}, "durationInFrames", 422),
+        ({"kind": "movie", "inputProps": {"scenes": [{}] * 21}}, "inputProps.scenes", 422),
+        ({"kind": "movie", "inputProps": {"scenes": "three"}}, "inputProps.scenes", 422),
+        ({"framesPerLambda": 4, "kind": "movie", "durationInFrames": 3600}, "framesPerLambda", 422),
+        ({"concurrency": 400}, "concurrency", 422),
+        ({"concurrency": 10, "durationInFrames": 5}, "concurrency", 422),
+        ({"framesPerLambda": 2}, "framesPerLambda", 422),
+        ({"output": {"width": 2560, "height": 1440}}, "output.width", 422),
+        ({"output": {"width": 1920, "height": 1920}}, "output", 422),
+        ({"output": {"width": 1279, "height": 720}}, "output", 422),
+        ({"output": {"codec": "prores"}}, "output.codec", 422),
+        ({"output": {"crf": 60}}, "output.crf", 422),
+        ({"kind": "trailer"}, "kind", 422),
+        ({"inputProps": ["not", "an", "object"]}, "inputProps", 422),
+        ({"composition": "../../etc"}, "composition", 422),
+        ({"durationInFrames": 0}, "durationInFrames", 422),
+        ({"fps": 120}, "fps", 422),
+        ({"timeline": {"scenes": []}}, "timeline", 422),  # an ffmpeg field on a remotion request
+        ({"engine": "blender"}, "engine", 422),
+    ],
+)
+def test_remotion_limits_refuse_at_submit_naming_the_field(
+    call: Call, remotion_configured: None, change: dict[str, Any], field: str, status: int
+) -> None:
+    got, error, _ = call("POST", "/renders", remotion_body(**change))
+    assert got == status, error
+    assert error["error"]["message"].startswith(f"{field}:"), error
+    assert call("GET", "/quota")[1]["renders"]["remaining"] == 50  # nothing was counted
+
+
+def test_the_request_is_one_union_on_engine_in_the_openapi_document(call: Call) -> None:
+    spec = call("GET", "/openapi.json", user=None)[1]
+    for path in ("/renders", "/renders/estimate"):
+        schema = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["discriminator"] == {
+            "propertyName": "engine",
+            "mapping": {
+                "ffmpeg": "#/components/schemas/RenderRequest",
+                "remotion": "#/components/schemas/RemotionRequest",
+            },
+        }
+        assert {one["$ref"] for one in schema["oneOf"]} == set(schema["discriminator"]["mapping"].values())
+    remotion = spec["components"]["schemas"]["RemotionRequest"]
+    assert {"engine", "kind", "composition", "durationInFrames"} <= set(remotion["required"])
+    assert remotion["additionalProperties"] is False
+
+
+def test_an_ffmpeg_request_may_still_leave_out_its_engine(call: Call) -> None:
+    legacy = {k: v for k, v in body().items() if k != "engine"}
+    status, created, _ = call("POST", "/renders", legacy)
+    assert status == 202, created
+    assert call("GET", f"/renders/{created['renderId']}")[1]["engine"] == "ffmpeg"

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from render_service.errors import InvalidRequest
+from render_service.errors import EngineNotConfigured, InvalidRequest
 from render_service.logic import pricing
+from render_service.models.remotion import RemotionRequest
 from render_service.models.timeline import RenderRequest
 from render_service.settings import Settings
 
@@ -93,3 +94,49 @@ def test_estimate_grows_with_resolution() -> None:
     assert small.durationSeconds == large.durationSeconds == 60
     assert small.estimatedRenderSeconds < large.estimatedRenderSeconds
     assert (small.credits, large.credits) == (1, 2)
+
+
+def remotion(width: int, height: int, frames: int, fps: int = 30, **extra: Any) -> RemotionRequest:
+    return RemotionRequest.model_validate(
+        {
+            "engine": "remotion",
+            "kind": "movie",
+            "composition": "Movie",
+            "durationInFrames": frames,
+            "fps": fps,
+            "output": {"width": width, "height": height},
+            **extra,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "frames", "fps", "credits"),
+    [
+        ((1920, 1080), 3600, 30, 3),  # 120 s, priced as 1080p
+        ((1080, 1920), 1800, 30, 2),  # portrait: the short side decides
+        ((1280, 720), 3600, 30, 2),  # 720p
+        ((640, 360), 300, 30, 1),  # below 720p is priced as 720p
+        ((1282, 722), 1800, 30, 2),  # just over 720p is 1080p: 60 s x 1.5
+        ((1920, 1080), 3600, 60, 2),  # 60 s at 60 fps
+    ],
+)
+def test_remotion_is_priced_by_length_and_the_preset_covering_its_size(
+    size: tuple[int, int], frames: int, fps: int, credits: int
+) -> None:
+    request = remotion(*size, frames, fps)
+    assert pricing.cost(request, pricing.duration_bound(request), SETTINGS) == credits
+    assert pricing.estimate(request, REMOTION_SETTINGS).credits == credits
+
+
+REMOTION_SETTINGS = SETTINGS.model_copy(
+    update={"remotion_function_name": "fn", "remotion_serve_url": "https://s", "remotion_bucket": "rb"}
+)
+
+
+def test_remotion_needs_a_configured_function_before_any_limit() -> None:
+    with pytest.raises(EngineNotConfigured, match="engine: remotion is not configured"):
+        pricing.check(remotion(1920, 1080, 99999 // 30), "u", SETTINGS)
+    pricing.check(remotion(1920, 1080, 3600), "u", REMOTION_SETTINGS)
+    with pytest.raises(InvalidRequest, match="durationInFrames"):
+        pricing.check(remotion(1920, 1080, 3601), "u", REMOTION_SETTINGS)

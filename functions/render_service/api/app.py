@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
@@ -23,7 +23,7 @@ from render_service import errors
 from render_service.logic import pricing, renders
 from render_service.models import api
 from render_service.models.jobs import RenderStatus
-from render_service.models.timeline import RenderRequest
+from render_service.models.requests import ENGINES, AnyRenderRequest
 
 logger = Logger(child=True)
 
@@ -42,7 +42,10 @@ STATUS_BY_ERROR: dict[type[errors.ServiceError], HTTPStatus] = {
     errors.IdempotencyConflict: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.SubmissionFailed: HTTPStatus.SERVICE_UNAVAILABLE,
     errors.ServiceBusy: HTTPStatus.SERVICE_UNAVAILABLE,
+    errors.EngineNotConfigured: HTTPStatus.SERVICE_UNAVAILABLE,
 }
+# POST /renders and /renders/estimate: one body per engine (see models/requests.py).
+RenderBody = Annotated[AnyRenderRequest, Body(description="An ffmpeg timeline or a Remotion composition, by `engine`.")]
 
 
 def _parse_json(body: str) -> Any:
@@ -79,7 +82,10 @@ app.enable_swagger(
     path="/docs",
     title="Render service",
     version="1.0.0",
-    description="Render videos from timelines (ffmpeg) in the background; poll or listen for completion.",
+    description=(
+        "Render videos from timelines (ffmpeg) or Remotion compositions in the background; "
+        "poll or listen for completion."
+    ),
 )
 
 ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,80}$", description="The render id returned by POST /renders.")]
@@ -184,6 +190,8 @@ def _field(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
+    if parts and parts[0] in ENGINES:
+        parts = parts[1:]  # the request union's branch, not a field
     return ".".join(parts) or "body"
 
 
@@ -191,7 +199,8 @@ def _field(loc: Sequence[Any]) -> str:
 def _invalid(exc: RequestValidationError) -> Response[Any]:
     problems = [
         {
-            "field": _field(e.get("loc", ())),
+            # An unknown or missing engine is reported by the union, at the body.
+            "field": "engine" if e.get("type", "").startswith("union_tag_") else _field(e.get("loc", ())),
             "rule": e.get("msg", ""),
             "type": e.get("type"),
         }
@@ -278,7 +287,7 @@ def openapi() -> Response[str]:
 
 
 @app.post("/renders", tags=["renders"], responses={202: {"description": "Accepted"}, **ERRORS})
-def create_render(request: RenderRequest) -> Response[api.RenderCreated]:
+def create_render(request: RenderBody) -> Response[api.RenderCreated]:
     key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 128:
         raise errors.InvalidRequest("Idempotency-Key: must be 1 to 128 characters")
@@ -300,7 +309,7 @@ def _base_path() -> str:
 
 
 @app.post("/renders/estimate", tags=["renders"])
-def estimate_render(request: RenderRequest) -> api.Estimate:
+def estimate_render(request: RenderBody) -> api.Estimate:
     caller = user_id()
     settings = renders.services().settings
     pricing.check(request, caller, settings)

@@ -17,12 +17,13 @@ from render_service.models.jobs import (
     ChunkStatus,
     OutputObject,
     Phase,
+    RemotionRender,
     RenderError,
     RenderJob,
     RenderStatus,
     utcnow,
 )
-from render_service.models.timeline import RenderRequest
+from render_service.models.requests import parse_request_json
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -65,6 +66,7 @@ def job_to_item(job: RenderJob) -> dict[str, Any]:
         "error": job.error.model_dump() if job.error else None,
         "executionSeen": job.execution_seen,
         "cancelRequested": job.cancel_requested,
+        "remotion": job.remotion.model_dump(exclude_none=True) if job.remotion else None,
         "GSI1PK": it.user_history_pk(job.user_id),
         "GSI1SK": sort_key(job),
     }
@@ -83,7 +85,7 @@ def item_to_job(raw: dict[str, Any]) -> RenderJob:
         status=item["status"],
         phase=item.get("phase", Phase.queued),
         progress=item.get("progress", 0),
-        request=RenderRequest.model_validate_json(item["request"]),
+        request=parse_request_json(item["request"]),
         cost=item.get("cost", 0),
         attempts=item.get("attempts", 0),
         slot=item.get("slot", "waiting"),
@@ -97,6 +99,7 @@ def item_to_job(raw: dict[str, Any]) -> RenderJob:
         # Items always carry the flag; one without it predates the flag and had a workflow.
         execution_seen=item.get("executionSeen", True),
         cancel_requested=item.get("cancelRequested", False),
+        remotion=RemotionRender.model_validate(item["remotion"]) if item.get("remotion") else None,
     )
 
 
@@ -323,6 +326,24 @@ class RenderRepository:
             )
         except self._db.exceptions.ConditionalCheckFailedException as exc:
             raise RenderAlreadyFinished(f"render {render_id} has already finished") from exc
+
+    def save_remotion(self, render_id: str, remotion: RemotionRender) -> None:
+        """Keeps the render's state at Remotion (its id, bucket, output, costs) while it is rendering."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=it.key(it.render_pk(render_id), it.RENDER_SK),
+                UpdateExpression="SET remotion = :remotion, updatedAt = :now",
+                ConditionExpression="#status = :rendering",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":remotion": it.serialize_value(remotion.model_dump(exclude_none=True)),
+                    ":now": {"S": now_iso()},
+                    ":rendering": {"S": RenderStatus.rendering},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as exc:
+            raise RenderAlreadyFinished(f"render {render_id} is no longer rendering") from exc
 
     def mark_execution_seen(self, render_id: str) -> None:
         self._db.update_item(

@@ -1,7 +1,9 @@
 """Limits, prices and source checks that follow from a request, before any media is fetched.
 
-Cost = ceil(output minutes x resolution multiplier). Clips without a `duration` are charged as if
-they ran to the longest output allowed; the render is settled at the end and the unused part refunded.
+Cost = ceil(output minutes x resolution multiplier), for every engine. Clips without a `duration`
+are charged as if they ran to the longest output allowed; the render is settled at the end and the
+unused part refunded. A remotion request states its length (durationInFrames / fps) and its size;
+the size is priced as the smallest preset that covers its short side.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import math
 
 from render_service import urls
-from render_service.errors import InvalidRequest
+from render_service.errors import EngineNotConfigured, InvalidRequest
 from render_service.models.api import Estimate
-from render_service.models.timeline import HIGH_RESOLUTIONS, RenderRequest, Resolution, SubjectType
+from render_service.models.remotion import MAX_CONCURRENCY, RemotionKind, RemotionRequest
+from render_service.models.timeline import HIGH_RESOLUTIONS, SHORT_SIDE, RenderRequest, Resolution, SubjectType
 from render_service.settings import Settings
 
 RESOLUTION_MULTIPLIER = {
@@ -28,10 +31,13 @@ _CHUNK_SECONDS = 15.0
 _OVERHEAD_SECONDS = 15
 
 
-def max_output_seconds(request: RenderRequest) -> float:
+def max_output_seconds(request: RenderRequest | RemotionRequest) -> float:
+    limit = MAX_OUTPUT_SECONDS
+    if isinstance(request, RemotionRequest):
+        limit = min(limit, request.limits.max_seconds)
     if request.subject and request.subject.type == SubjectType.clip:
-        return MAX_CLIP_OUTPUT_SECONDS
-    return MAX_OUTPUT_SECONDS
+        limit = min(limit, MAX_CLIP_OUTPUT_SECONDS)
+    return limit
 
 
 def declared_seconds(request: RenderRequest) -> float | None:
@@ -46,19 +52,32 @@ def declared_seconds(request: RenderRequest) -> float | None:
     return total
 
 
-def duration_bound(request: RenderRequest) -> float:
+def duration_bound(request: RenderRequest | RemotionRequest) -> float:
+    if isinstance(request, RemotionRequest):
+        return request.seconds
     declared = declared_seconds(request)
     return max_output_seconds(request) if declared is None else declared
 
 
-def cost(request: RenderRequest, seconds: float, settings: Settings) -> int:
+def resolution_of(request: RenderRequest | RemotionRequest) -> Resolution:
+    """The preset a request is priced as: its own, or the smallest that covers a remotion size's short side."""
+    if isinstance(request, RenderRequest):
+        return request.output.resolution
+    short = min(request.output.width, request.output.height)
+    return next(r for r in Resolution if SHORT_SIDE[r] >= short)
+
+
+def cost(request: RenderRequest | RemotionRequest, seconds: float, settings: Settings) -> int:
     if not settings.credits_enabled:
         return 0
-    return max(1, math.ceil(seconds / 60 * RESOLUTION_MULTIPLIER[request.output.resolution] - 1e-9))
+    return max(1, math.ceil(seconds / 60 * RESOLUTION_MULTIPLIER[resolution_of(request)] - 1e-9))
 
 
-def check(request: RenderRequest, user_id: str, settings: Settings) -> None:
+def check(request: RenderRequest | RemotionRequest, user_id: str, settings: Settings) -> None:
     """The rules that need configuration; each refusal names the field and the rule."""
+    if isinstance(request, RemotionRequest):
+        check_remotion(request, settings)
+        return
     if request.output.resolution in HIGH_RESOLUTIONS and not settings.allow_high_resolution:
         raise InvalidRequest(
             f"output.resolution: {request.output.resolution} is not enabled; at most 1080p",
@@ -94,10 +113,66 @@ def check_s3_source(field: str, src: str, user_id: str, settings: Settings) -> N
         raise InvalidRequest(f"{field}: must be one of your uploads (inputs/{user_id}/...)", details={"field": field})
 
 
-def estimate(request: RenderRequest, settings: Settings) -> Estimate:
+def check_remotion(request: RemotionRequest, settings: Settings) -> None:
+    """A deployment without a Remotion function refuses (503, before anything is counted or
+    charged), then the product plans' limits for the request's kind."""
+    if not settings.remotion_configured:
+        raise EngineNotConfigured(
+            "engine: remotion is not configured for this deployment (see the README's Configuration)",
+            details={"field": "engine", "engine": "remotion"},
+        )
+    limit = max_output_seconds(request)
+    if request.seconds > limit + 1e-9:
+        max_frames = math.floor(limit * request.fps + 1e-9)
+        raise InvalidRequest(
+            f"durationInFrames: {request.durationInFrames} frames at {request.fps} fps is {request.seconds:g} s, "
+            f"more than the {limit:g} s ({max_frames} frames) a {_what(request)} may last",
+            details={"field": "durationInFrames", "maxSeconds": limit, "maxFrames": max_frames},
+        )
+    scenes = request.inputProps.get("scenes")
+    max_scenes = request.limits.max_scenes
+    if request.kind == RemotionKind.movie and scenes is not None and not isinstance(scenes, list):
+        raise InvalidRequest(
+            "inputProps.scenes: must be a list of scenes", details={"field": "inputProps.scenes", "rule": "list"}
+        )
+    if max_scenes is not None and isinstance(scenes, list) and len(scenes) > max_scenes:
+        raise InvalidRequest(
+            f"inputProps.scenes: {len(scenes)} scenes, more than the {max_scenes} a {request.kind.value} may have",
+            details={"field": "inputProps.scenes", "maxScenes": max_scenes},
+        )
+    # Remotion refuses a render that would need more than its concurrency limit of Lambdas.
+    if request.framesPerLambda is not None:
+        lambdas = math.ceil(request.durationInFrames / request.framesPerLambda)
+        if lambdas > MAX_CONCURRENCY:
+            least = math.ceil(request.durationInFrames / MAX_CONCURRENCY)
+            raise InvalidRequest(
+                f"framesPerLambda: {request.framesPerLambda} would need {lambdas} Lambdas, more than Remotion's "
+                f"{MAX_CONCURRENCY}; use at least {least}",
+                details={"field": "framesPerLambda", "min": least},
+            )
+    if request.concurrency is not None and request.concurrency > request.durationInFrames:
+        raise InvalidRequest(
+            f"concurrency: {request.concurrency} is more than the {request.durationInFrames} frames to render",
+            details={"field": "concurrency", "max": request.durationInFrames},
+        )
+
+
+def _what(request: RemotionRequest) -> str:
+    if request.subject and request.subject.type == SubjectType.clip and request.kind != RemotionKind.clip:
+        return "render of a clip subject"
+    return request.kind.value
+
+
+def output_size(request: RenderRequest | RemotionRequest) -> tuple[int, int]:
+    if isinstance(request, RemotionRequest):
+        return request.output.width, request.output.height
+    return request.output.size
+
+
+def estimate(request: RenderRequest | RemotionRequest, settings: Settings) -> Estimate:
     seconds = duration_bound(request)
-    width, height = request.output.size
-    frames = seconds * request.output.fps
+    width, height = output_size(request)
+    frames = seconds * (request.fps if isinstance(request, RemotionRequest) else request.output.fps)
     workers = max(1, math.ceil(seconds / _CHUNK_SECONDS))
     encode = frames * (width * height) / (1920 * 1080) / _FPS_AT_1080P / min(workers, 20)
     return Estimate(

@@ -32,6 +32,8 @@ from render_service.errors import (
 from render_service.logic import pricing
 from render_service.models import api
 from render_service.models.jobs import TERMINAL, RenderError, RenderJob, RenderStatus, SlotState
+from render_service.models.remotion import RemotionRequest
+from render_service.models.requests import parse_request
 from render_service.models.timeline import RenderRequest, Subject
 from render_service.notify import DetailType, EventPublisher, PublishFailed
 from render_service.settings import Settings, get_settings
@@ -96,7 +98,7 @@ def event_detail(job: RenderJob, **extra: Any) -> dict[str, Any]:
 # --- submit ----------------------------------------------------------------------------
 
 
-def submit(user_id: str, request: RenderRequest, idempotency_key: str | None) -> api.RenderCreated:
+def submit(user_id: str, request: RenderRequest | RemotionRequest, idempotency_key: str | None) -> api.RenderCreated:
     if idempotency_key is None:
         return _submit(user_id, request)
     data = {"userId": user_id, "idempotencyKey": idempotency_key, "body": request.model_dump(mode="json")}
@@ -116,13 +118,13 @@ def _idempotent_submit() -> Any:
     )
 
     def submit_once(data: dict[str, Any]) -> dict[str, Any]:
-        request = RenderRequest.model_validate(data["body"])
+        request = parse_request(data["body"])
         return _submit(data["userId"], request).model_dump()
 
     return idempotent_function(data_keyword_argument="data", persistence_store=store, config=IDEMPOTENCY)(submit_once)
 
 
-def _submit(user_id: str, request: RenderRequest) -> api.RenderCreated:
+def _submit(user_id: str, request: RenderRequest | RemotionRequest) -> api.RenderCreated:
     svc = services()
     pricing.check(request, user_id, svc.settings)
     job = RenderJob(

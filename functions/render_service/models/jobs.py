@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from render_service.models.timeline import RenderRequest, Subject
+from render_service.models.requests import AnyRenderRequest
+from render_service.models.timeline import Subject
 
 
 class RenderStatus(StrEnum):
@@ -59,6 +60,25 @@ class OutputObject(BaseModel):
     thumbnail_key: str | None = None
 
 
+class EngineCosts(BaseModel):
+    """What the renderer itself reports the render cost (Remotion's `costs`): money, not credits."""
+
+    accrued: float
+    currency: str
+    display: str
+    disclaimer: str = ""
+
+
+class RemotionRender(BaseModel):
+    """The render at Remotion, for a job of engine remotion: set by StartRender, read by every later step."""
+
+    render_id: str
+    bucket: str
+    out_bucket: str | None = None
+    out_key: str | None = None
+    costs: EngineCosts | None = None
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -69,7 +89,7 @@ class RenderJob(BaseModel):
     status: RenderStatus = RenderStatus.queued
     phase: Phase = Phase.queued
     progress: int = Field(0, ge=0, le=100)
-    request: RenderRequest
+    request: AnyRenderRequest
     cost: int = 0
     attempts: int = 0
     slot: SlotState = SlotState.waiting
@@ -84,6 +104,7 @@ class RenderJob(BaseModel):
     execution_seen: bool = False
     # Set by cancel before it stops the execution, so whoever sees the stop first ends it as cancelled.
     cancel_requested: bool = False
+    remotion: RemotionRender | None = None
 
     @property
     def subject(self) -> Subject | None:

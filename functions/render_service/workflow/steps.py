@@ -35,6 +35,7 @@ from render_service.models.jobs import (
     RenderStatus,
     SlotState,
 )
+from render_service.models.timeline import RenderRequest
 from render_service.notify import DetailType, EventPublisher, PublishFailed
 from render_service.settings import Settings, get_settings
 
@@ -113,6 +114,8 @@ class Steps:
         job = self.renders.start_rendering(render_id)
         if job.attempts == 1:
             self._announce(DetailType.started, event_detail(job), best_effort=True)
+        if not isinstance(job.request, RenderRequest):
+            raise errors.EngineNotConfigured(f"render {render_id}: the {job.engine} engine has no workflow steps yet")
         s3 = clients.s3()
         plan = engine.plan_render(
             render_id, job.request, s3=s3, bucket=self.settings.bucket_name, settings=self.settings
