@@ -132,6 +132,7 @@ class RenderServiceStack(Stack):
                 start=fns.start_render,
                 poll=fns.poll_render,
                 finalize=fns.finalize_render,
+                mark_failed=fns.mark_failed,
                 api=fns.api,
             )
         self.workflow = RenderWorkflow(

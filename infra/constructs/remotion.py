@@ -5,8 +5,9 @@ functions that speak to it, and grant each only its part of Remotion's protocol:
 
 - StartRender and PollRender invoke that one function (start, status);
 - StartRender stores props too big for an invoke under `input-props/` in Remotion's bucket;
-- cancelling (the API, StartRender when the render ended while it started, PollRender on a
-  timeout) reads a render's `progress.json` and writes its `cancel.json`, under `renders/`;
+- cancelling (the API's cancel, MarkFailed for a render that failed on our side or timed out,
+  StartRender when the render ended while it started) reads a render's `progress.json` and
+  writes its `cancel.json`, under `renders/`;
 - FinalizeRender reads the output Remotion wrote under `renders/`, to copy it into our bucket.
 """
 
@@ -83,6 +84,7 @@ class RemotionAccess(Construct):
         start: lambda_.Function,
         poll: lambda_.Function,
         finalize: lambda_.Function,
+        mark_failed: lambda_.Function,
         api: lambda_.Function,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -95,7 +97,7 @@ class RemotionAccess(Construct):
             resource_name=deployment.function_name,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        for function in (start, poll, finalize, api):
+        for function in (start, poll, finalize, mark_failed, api):
             for name, value in deployment.environment().items():
                 function.add_environment(name, value)
         for function in (start, poll):
@@ -104,7 +106,7 @@ class RemotionAccess(Construct):
             )
         grants: Mapping[lambda_.Function, Mapping[str, str]] = {
             start: {INPUT_PROPS: "s3:PutObject", PROGRESS: "s3:GetObject", CANCEL: "s3:PutObject"},
-            poll: {PROGRESS: "s3:GetObject", CANCEL: "s3:PutObject"},
+            mark_failed: {PROGRESS: "s3:GetObject", CANCEL: "s3:PutObject"},
             api: {PROGRESS: "s3:GetObject", CANCEL: "s3:PutObject"},
             finalize: {OUTPUTS: "s3:GetObject"},
         }

@@ -22,6 +22,8 @@ RENDER_NOT_READY = "RenderNotReady"
 SERVICE_BUSY = "ServiceBusy"
 # EventBridge refused an entry.
 PUBLISH_FAILED = "PublishFailed"
+# The team's Remotion function or bucket could not be reached (throttled, timed out).
+REMOTION_UNAVAILABLE = "RemotionUnavailable"
 
 
 class RenderWorkflow(Construct):
@@ -78,6 +80,8 @@ class RenderWorkflow(Construct):
             )
         for task in (acquire, start, poll, complete, mark):
             task.add_retry(errors=[SERVICE_BUSY], interval=Duration.seconds(1), max_attempts=4, backoff_rate=2)
+        for task in (start, poll, finalize):
+            task.add_retry(errors=[REMOTION_UNAVAILABLE], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
         complete.add_retry(errors=[PUBLISH_FAILED], interval=Duration.seconds(2), max_attempts=4, backoff_rate=2)
         for task in (acquire, start, poll, finalize, complete):
             task.add_catch(mark, errors=[sfn.Errors.ALL], result_path="$.error")

@@ -12,6 +12,9 @@ moto quirks handled here (see shared/design.md):
 - Wait states really sleep, so the local environment shortens the intervals the tasks return;
 - moto evaluates no IAM, so the template's `dynamodb:LeadingKeys` policies are enforced here
   (see `iam.py`): each DynamoDB request carries the name of the function that made it.
+
+The team's Remotion Lambda does not exist here either: a stand-in (`remotion.py`) that speaks its
+protocol runs under the configured function name, with its bucket, unless `remotion=False`.
 """
 
 from __future__ import annotations
@@ -69,6 +72,22 @@ POLICY_VARIABLES = (
 )
 
 RATE_VARIABLES = frozenset({"RATE_LIMITS", *LEGACY_RATE_VARIABLES})
+
+REMOTION_VARIABLES = (
+    "REMOTION_FUNCTION_NAME",
+    "REMOTION_SERVE_URL",
+    "REMOTION_BUCKET",
+    "REMOTION_REGION",
+    "REMOTION_VERSION",
+)
+# The stand-in's deployment, named as Remotion names its own (`npx remotion lambda functions deploy`),
+# when neither the template nor the environment names one.
+LOCAL_REMOTION = {
+    "REMOTION_FUNCTION_NAME": "remotion-render-4-0-0-mem2048mb-disk2048mb-120sec",
+    "REMOTION_SERVE_URL": "https://remotionlambda-useast1-local.s3.us-east-1.amazonaws.com/sites/app/index.html",
+    "REMOTION_BUCKET": "remotionlambda-useast1-local",
+}
+REMOTION_STANDIN_HANDLER = "infra.local.remotion.handler"
 
 # Faster than the deployed defaults, so a local render isn't mostly waiting.
 LOCAL_ENVIRONMENT = {
@@ -233,9 +252,12 @@ CDN_RESOURCES = {
 
 
 class LocalCloud:
-    def __init__(self, template_path: Path = DEFAULT_TEMPLATE, work_dir: Path | None = None) -> None:
+    def __init__(
+        self, template_path: Path = DEFAULT_TEMPLATE, work_dir: Path | None = None, remotion: bool = True
+    ) -> None:
         self.template = Template(template_path)
         self.work_dir = work_dir or Path(".local")
+        self.remotion = remotion
         self.port = 0
         self.endpoint = ""
         self.environment: dict[str, str] = {}
@@ -248,6 +270,7 @@ class LocalCloud:
 
     # The stack's outputs, under the names the template gave them.
     table_name = bucket_name = event_bus_name = state_machine_arn = events_queue_url = ""
+    remotion_function_name = remotion_bucket = ""
 
     def start(self) -> LocalCloud:
         self._saved_environ = dict(os.environ)
@@ -397,6 +420,7 @@ class LocalCloud:
             # RATE_LIMIT_RENDERS=2 would be two policies, which the settings refuse.
             environment = {k: v for k, v in environment.items() if k not in RATE_VARIABLES}
         environment |= overrides
+        environment = self._deploy_remotion(environment, role_arn, code.getvalue())
         self.environment = environment
         os.environ.update(environment)
         _guard.grants = LeadingKeyGuard.from_template(self.template).grants
@@ -406,6 +430,34 @@ class LocalCloud:
         self.bucket_name = environment["BUCKET_NAME"]
         self.event_bus_name = environment["EVENT_BUS_NAME"]
         self._tap_events()
+
+    def _deploy_remotion(self, environment: dict[str, str], role_arn: str, code: bytes) -> dict[str, str]:
+        """The Remotion stand-in under the configured name (the template's, else the environment's,
+        else LOCAL_REMOTION's), with its bucket; with `remotion=False`, no Remotion at all."""
+        if not self.remotion:
+            for name in REMOTION_VARIABLES:
+                os.environ.pop(name, None)
+            return {k: v for k, v in environment.items() if k not in REMOTION_VARIABLES}
+        from infra.local.remotion import VERSION
+
+        given = {name: os.environ[name] for name in REMOTION_VARIABLES if os.environ.get(name)}
+        configured = {name: environment[name] for name in REMOTION_VARIABLES if environment.get(name)}
+        # Everything runs in the one local region, and the stand-in is the version it is.
+        remotion = LOCAL_REMOTION | configured | given | {"REMOTION_REGION": REGION, "REMOTION_VERSION": VERSION}
+        self.remotion_function_name = remotion["REMOTION_FUNCTION_NAME"]
+        self.remotion_bucket = remotion["REMOTION_BUCKET"]
+        self.client("s3").create_bucket(Bucket=self.remotion_bucket)
+        self.client("lambda").create_function(
+            FunctionName=self.remotion_function_name,
+            Runtime="nodejs22.x",  # what Remotion deploys; the stand-in runs in-process
+            Role=role_arn,
+            Handler=REMOTION_STANDIN_HANDLER,
+            Code={"ZipFile": code},
+            Timeout=900,
+            MemorySize=2048,
+            Environment={"Variables": {"REMOTION_BUCKET": self.remotion_bucket}},
+        )
+        return environment | remotion
 
     def _execution_status_rules(self) -> list[tuple[frozenset[str], list[str]]]:
         """The template's rules on Step Functions status events, as (statuses, target functions)."""
@@ -517,9 +569,11 @@ class LocalCloud:
 
 def _reset_caches() -> None:
     """Module-level caches built from the previous environment (a second LocalCloud in one process)."""
+    from render_service.engines.remotion.client import clients_for
     from render_service.logic import renders
     from render_service.workflow import steps
 
+    clients_for.cache_clear()  # clients of the previous moto server's endpoint
     renders.services.cache_clear()
     renders._idempotent_submit.cache_clear()
     steps.steps.cache_clear()

@@ -13,6 +13,11 @@ What it renders: the site has three compositions.
   renders each of `inputProps.scenes` (or the whole video) as a slate of the right length and size.
 Anything else is reported as Remotion reports a composition that does not exist.
 
+One hook the real Remotion does not have, for tests of what happens when a render hangs there:
+`standin/next-render.json` in its bucket shapes the next render started, and is then removed.
+`{"stall": true}` renders nothing until the render is cancelled (a render stuck at Remotion);
+`{"startedSecondsAgo": N}` backdates its `renderMetadata.startedDate` by N seconds.
+
 What it does not do: run JavaScript, split the render over several Lambdas (framesPerLambda and
 concurrency only shape the reported chunk counts), send webhooks, or charge real money (costs
 are estimated from the time spent, as Remotion estimates them).
@@ -72,6 +77,8 @@ TEXT_STYLES = ("fade-in", "typewriter", "slide-up", "scale")
 COST_PER_SECOND = 0.0000266667
 SLATE_COLOURS = ("#1e3a5f", "#5f1e3a", "#3a5f1e", "#5f4b1e", "#1e5f58")
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="remotion")
+FAULT_KEY = "standin/next-render.json"
+STALL_LIMIT_SECONDS = 600
 
 
 class Cancelled(Exception):
@@ -108,6 +115,7 @@ def _bucket() -> str:
 
 def _start(payload: StartPayload) -> dict[str, Any]:
     bucket = _bucket()
+    fault = _take_fault(bucket)
     render_id = secrets.token_hex(5)
     frames = payload.forceDurationInFrames
     per_lambda = payload.framesPerLambda or (
@@ -117,7 +125,7 @@ def _start(payload: StartPayload) -> dict[str, Any]:
         "renderId": render_id,
         "cancellationEnabled": payload.enableCancellation,
         "renderMetadata": {
-            "startedDate": time.time() * 1000,
+            "startedDate": (time.time() - float(fault.get("startedSecondsAgo", 0))) * 1000,
             "totalChunks": math.ceil(frames / per_lambda),
             "compositionId": payload.composition,
             "codec": payload.codec,
@@ -133,8 +141,27 @@ def _start(payload: StartPayload) -> dict[str, Any]:
         "timeToFinish": None,
     }
     _write(bucket, render_id, document)
-    _pool.submit(_render, payload, bucket, render_id, document)
+    _pool.submit(_render, payload, bucket, render_id, document, stall=bool(fault.get("stall")))
     return {"type": "success", "renderId": render_id, "bucketName": bucket}
+
+
+def _take_fault(bucket: str) -> dict[str, Any]:
+    """The test hook (see the module's docstring): read once, then gone."""
+    try:
+        body = _s3().get_object(Bucket=bucket, Key=FAULT_KEY)["Body"].read()
+    except ClientError:
+        return {}
+    _s3().delete_object(Bucket=bucket, Key=FAULT_KEY)
+    fault = json.loads(body)
+    return fault if isinstance(fault, dict) else {}
+
+
+def _stall(bucket: str, render_id: str) -> None:
+    deadline = time.monotonic() + STALL_LIMIT_SECONDS
+    while time.monotonic() < deadline:
+        if _cancel_requested(bucket, render_id):
+            raise Cancelled
+        time.sleep(0.25)
 
 
 def _write(bucket: str, render_id: str, document: dict[str, Any]) -> None:
@@ -155,10 +182,12 @@ def _props(payload: StartPayload, bucket: str) -> dict[str, Any]:
     return props
 
 
-def _render(payload: StartPayload, bucket: str, render_id: str, document: dict[str, Any]) -> None:
+def _render(payload: StartPayload, bucket: str, render_id: str, document: dict[str, Any], *, stall: bool) -> None:
     started = time.monotonic()
     work = get_settings().work_dir / "remotion" / render_id
     try:
+        if stall:
+            _stall(bucket, render_id)
         props = _props(payload, bucket)
         if payload.composition not in COMPOSITIONS:
             raise LookupError(

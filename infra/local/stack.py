@@ -11,8 +11,11 @@ from infra.local.gateway import Gateway
 
 
 @contextmanager
-def local_stack(port: int = 0, template: Path = DEFAULT_TEMPLATE) -> Iterator[tuple[LocalCloud, Gateway]]:
-    cloud = LocalCloud(template).start()
+def local_stack(
+    port: int = 0, template: Path = DEFAULT_TEMPLATE, *, remotion: bool = True
+) -> Iterator[tuple[LocalCloud, Gateway]]:
+    """The local cloud and its gateway; `remotion=False` leaves the Remotion engine unconfigured."""
+    cloud = LocalCloud(template, remotion=remotion).start()
     # Imported after the cloud has set the environment the handler's settings read.
     from render_service.handlers.api import handler
 

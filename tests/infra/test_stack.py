@@ -285,7 +285,11 @@ def test_environment_gives_each_function_only_what_it_needs(template: Template) 
     assert env["AcquireSlot"]["SLOT_WAIT_SECONDS"] == "10"
     chunk_id, _ = functions_by_name(template)["ChunkWorker"]
     assert env["StartRender"]["CHUNK_FUNCTION_NAME"] == {"Ref": chunk_id}
-    assert env["CompleteRender"] == env["MarkFailed"], "CompleteRender settles like MarkFailed: the same settings"
+    settling = [
+        {k: v for k, v in env[name].items() if not k.startswith("REMOTION_")}
+        for name in ("CompleteRender", "MarkFailed")
+    ]
+    assert settling[0] == settling[1], "CompleteRender settles like MarkFailed: the same settings"
 
 
 def test_chunk_worker_async_invokes_are_not_retried_by_lambda(template: Template) -> None:
@@ -528,11 +532,12 @@ def test_workflow_states_and_paths_match_the_lambda_contract(template: Template)
     busy = {"ErrorEquals": ["ServiceBusy"], "IntervalSeconds": 1, "MaxAttempts": 4, "BackoffRate": 2}
     publish = {"ErrorEquals": ["PublishFailed"], "IntervalSeconds": 2, "MaxAttempts": 4, "BackoffRate": 2}
     everything = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2}
+    remotion = {"ErrorEquals": ["RemotionUnavailable"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2}
     own_retries = {
         "AcquireSlot": [busy],
-        "StartRender": [busy],
-        "PollRender": [not_ready, busy],
-        "FinalizeRender": [not_ready],
+        "StartRender": [busy, remotion],
+        "PollRender": [not_ready, busy, remotion],
+        "FinalizeRender": [not_ready, remotion],
         "CompleteRender": [busy, publish],
         "MarkFailed": [busy, everything],
     }
@@ -942,7 +947,7 @@ def test_the_functions_that_hand_out_links_sign_them_with_the_stacks_key(templat
 
 REMOTION_FUNCTION = "remotion-render-4-0-0-mem2048mb-disk2048mb-120sec"
 REMOTION_BUCKET = "remotionlambda-eucentral1-abc123"
-REMOTION_USERS = {"Api", "StartRender", "PollRender", "FinalizeRender"}
+REMOTION_USERS = {"Api", "StartRender", "PollRender", "FinalizeRender", "MarkFailed"}
 
 
 def test_remotion_settings_reach_only_the_functions_that_speak_to_it(template: Template) -> None:
@@ -998,7 +1003,7 @@ def test_remotion_bucket_access_is_its_protocol_and_nothing_more(template: Templ
     expected = {
         "Api": cancel,
         "StartRender": cancel | {("s3:PutObject", "input-props/*")},
-        "PollRender": cancel,
+        "MarkFailed": cancel,
         "FinalizeRender": {("s3:GetObject", "renders/*")},
     }
     for name, (logical_id, props) in functions_by_name(template).items():

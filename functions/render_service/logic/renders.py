@@ -37,6 +37,7 @@ from render_service.models.requests import parse_request
 from render_service.models.timeline import RenderRequest, Subject
 from render_service.notify import DetailType, EventPublisher, PublishFailed
 from render_service.settings import Settings, get_settings
+from render_service.workflow.remotion import RemotionSteps
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -59,17 +60,20 @@ class Services:
     renders: RenderRepository
     accounting: Accounting
     events: EventPublisher
+    remotion: RemotionSteps
 
 
 @cache
 def services() -> Services:
     settings = get_settings()
     db = clients.dynamodb()
+    renders = RenderRepository(db, settings.table_name)
     return Services(
         settings=settings,
-        renders=RenderRepository(db, settings.table_name),
+        renders=renders,
         accounting=Accounting(db, settings.table_name, limits(settings)),
         events=EventPublisher(clients.events(), settings.event_bus_name),
+        remotion=RemotionSteps(settings, renders),
     )
 
 
@@ -178,6 +182,16 @@ def to_view(job: RenderJob, *, queue_position: int | None = None, check_output: 
         completedAt=job.completed_at,
         output=output,
         error=api.ErrorView(code=job.error.code, message=job.error.message) if job.error else None,
+        engineCost=_engine_cost(job),
+    )
+
+
+def _engine_cost(job: RenderJob) -> api.EngineCostView | None:
+    costs = job.remotion.costs if job.remotion else None
+    if costs is None:
+        return None
+    return api.EngineCostView(
+        accrued=costs.accrued, currency=costs.currency, display=costs.display, disclaimer=costs.disclaimer
     )
 
 
@@ -219,6 +233,11 @@ def cancel(user_id: str, render_id: str) -> api.RenderView:
     # recorded intent tells Reconcile, which may see the stop first, to end it as cancelled too.
     svc.renders.request_cancel(render_id)
     _stop_execution(render_id)
+    # A remotion render: Remotion's cancel request first. StartRender may be recording the render
+    # right now; if it does so after this read, the ending below has it (or StartRender, finding
+    # the render ended, cancels it itself).
+    seen = svc.renders.require(render_id) if job.engine == "remotion" else job
+    svc.remotion.stop(seen)
     try:
         finished = svc.accounting.finish(render_id, RenderStatus.cancelled, error=CANCELLED)
     except RenderAlreadyFinished:
@@ -226,6 +245,8 @@ def cancel(user_id: str, render_id: str) -> api.RenderView:
         if current.status != RenderStatus.cancelled:
             raise
         return to_view(current)  # Reconcile completed this cancel (and announced it)
+    if seen.remotion is None:
+        svc.remotion.stop(finished)
     try:
         svc.events.publish(DetailType.cancelled, [event_detail(finished)])
     except (PublishFailed, ClientError):

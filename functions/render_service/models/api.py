@@ -46,6 +46,15 @@ class ErrorView(BaseModel):
     message: str
 
 
+class EngineCostView(BaseModel):
+    """What the renderer reported the render cost in money (Remotion's `costs`); credits are `cost`."""
+
+    accrued: float = Field(description="So far, or in all once the render ended.")
+    currency: str
+    display: str = Field(description="As Remotion formats it, e.g. `$0.0021`.")
+    disclaimer: str = ""
+
+
 class RenderView(BaseModel):
     renderId: str
     status: str = Field(description="queued, rendering, complete, failed or cancelled; it only moves forward.")
@@ -62,6 +71,7 @@ class RenderView(BaseModel):
     completedAt: datetime | None = None
     output: OutputView | None = None
     error: ErrorView | None = None
+    engineCost: EngineCostView | None = Field(None, description="Remotion renders: its own cost report.")
 
 
 class RenderPage(BaseModel):

@@ -35,9 +35,10 @@ from render_service.models.jobs import (
     RenderStatus,
     SlotState,
 )
-from render_service.models.timeline import RenderRequest
+from render_service.models.remotion import RemotionRequest
 from render_service.notify import DetailType, EventPublisher, PublishFailed
 from render_service.settings import Settings, get_settings
+from render_service.workflow.remotion import RemotionSteps
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -62,6 +63,7 @@ class Steps:
         self.renders = RenderRepository(db, settings.table_name)
         self.accounting = Accounting(db, settings.table_name, limits(settings))
         self.events = EventPublisher(clients.events(), settings.event_bus_name)
+        self.remotion = RemotionSteps(settings, self.renders)
 
     # --- AcquireSlot -----------------------------------------------------------------
 
@@ -114,8 +116,8 @@ class Steps:
         job = self.renders.start_rendering(render_id)
         if job.attempts == 1:
             self._announce(DetailType.started, event_detail(job), best_effort=True)
-        if not isinstance(job.request, RenderRequest):
-            raise errors.EngineNotConfigured(f"render {render_id}: the {job.engine} engine has no workflow steps yet")
+        if isinstance(job.request, RemotionRequest):
+            return self.remotion.start(job)
         s3 = clients.s3()
         plan = engine.plan_render(
             render_id, job.request, s3=s3, bucket=self.settings.bucket_name, settings=self.settings
@@ -171,6 +173,8 @@ class Steps:
         job = self.renders.require(render_id)
         if job.status in TERMINAL:
             raise errors.RenderAlreadyFinished(f"render {render_id} is already {job.status}")
+        if isinstance(job.request, RemotionRequest):
+            return self.remotion.poll(job)
         chunks = self.renders.list_chunks(render_id)
         if not chunks:
             raise errors.RenderNotReady(f"render {render_id} has no chunks yet")
@@ -205,6 +209,8 @@ class Steps:
             return _output_result(job.output)  # a retry after CompleteRender ran
         if job.status in TERMINAL:
             raise errors.RenderAlreadyFinished(f"render {render_id} is already {job.status}")
+        if isinstance(job.request, RemotionRequest):
+            return _output_result(self.remotion.finalize(job))
         chunks = self.renders.list_chunks(render_id)
         if not chunks or any(c.status != ChunkStatus.done or not c.key for c in chunks):
             raise errors.RenderNotReady(f"render {render_id}: not every chunk is done")
@@ -309,6 +315,7 @@ class Steps:
             elif current.status == RenderStatus.complete and current.output:
                 self._announce_success(current)
             return {"status": current.status.value}
+        self.remotion.stop(finished)  # a remotion render still going there is stopped
         self._announce(DetailType.failed, event_detail(finished, error=reason.model_dump()))
         storage.delete_prefix(clients.s3(), self.settings.bucket_name, storage.work_prefix(render_id))
         self._discard_output(render_id)  # a join that finished before a later step failed

@@ -9,8 +9,8 @@ The workflow steps call:
   still going after its kind's timeout, counted from Remotion's own start time, fails and is
   cancelled at Remotion.
 - `deliver` (FinalizeRender): the output is copied server-side from Remotion's bucket to ours
-  (`renders/<user>/<id>.mp4`), then probed, so presigning, retention, deletion and events are
-  those of every render.
+  (`renders/<user>/<id>.mp4`), then probed, and given a poster and thumbnail as ffmpeg's are, so
+  presigning, retention, deletion and events are those of every render.
 - `cancel` (the lifecycle's cancel): Remotion's cancel signal beside its progress document.
 
 We depend on no Remotion package (their licence is not open source): see `protocol.py`.
@@ -29,8 +29,9 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from render_service import errors
-from render_service.engines.ffmpeg.models import MediaInfo
+from render_service.engines.ffmpeg.models import JoinedOutput, StillKeys
 from render_service.engines.ffmpeg.probe import probe
+from render_service.engines.ffmpeg.stills import make_and_upload
 from render_service.engines.remotion.client import RemotionConfig, RemotionFunction, StartedRender, clients_for
 from render_service.engines.remotion.protocol import Costs, RenderProgress
 from render_service.models.remotion import RemotionRequest
@@ -118,8 +119,10 @@ def deliver(
     bucket: str,
     key: str,
     settings: Settings,
-) -> MediaInfo:
-    """Copies Remotion's output into our bucket (private, server-side), then probes it there."""
+    stills: StillKeys | None = None,
+) -> JoinedOutput:
+    """Copies Remotion's output into our bucket (private, server-side), then probes it there; with
+    `stills`, makes the poster and thumbnail from the same local copy (best effort)."""
     source_bucket = progress.outBucket or progress.bucket
     if not source_bucket or not progress.outKey:
         raise errors.RemotionRenderFailed("Remotion reported no output location")
@@ -141,12 +144,26 @@ def deliver(
             info = probe(local, settings=settings)
         except errors.SourceInvalid as exc:
             raise errors.RemotionRenderFailed(f"Remotion's output is not a playable video ({exc})") from None
+        wanted = (request.output.width, request.output.height)
+        off_by = abs(info.duration_seconds - request.seconds)
+        if (info.width, info.height) != wanted or off_by > 1 / request.fps + 0.011:
+            raise errors.RemotionRenderFailed(
+                f"Remotion's output is {info.width}x{info.height}, {info.duration_seconds:.3f} s; "
+                f"asked for {wanted[0]}x{wanted[1]}, {request.seconds:.3f} s"
+            )
+        made = None
+        if stills is not None:
+            made = make_and_upload(
+                local,
+                stills,
+                duration_seconds=info.duration_seconds,
+                width=info.width,
+                height=info.height,
+                out_dir=directory / "stills",
+                ffmpeg=settings.ffmpeg,
+                s3=s3,
+                bucket=bucket,
+            )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    wanted = (request.output.width, request.output.height)
-    if (info.width, info.height) != wanted or abs(info.duration_seconds - request.seconds) > 1 / request.fps + 0.011:
-        raise errors.RemotionRenderFailed(
-            f"Remotion's output is {info.width}x{info.height}, {info.duration_seconds:.3f} s; "
-            f"asked for {wanted[0]}x{wanted[1]}, {request.seconds:.3f} s"
-        )
-    return info
+    return JoinedOutput(**info.model_dump(), stills=made)
