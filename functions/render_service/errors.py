@@ -121,6 +121,12 @@ class SourceTooLarge(RenderFailure):
     code = "SOURCE_TOO_LARGE"
 
 
+class MediaTooLarge(RenderFailure):
+    """A source is beyond a media bound (pixels, duration, packets); permanent, the message names the scene."""
+
+    code = "MEDIA_TOO_LARGE"
+
+
 class RenderTooLong(RenderFailure):
     code = "RENDER_TOO_LONG"
 
@@ -131,6 +137,16 @@ class EncodeFailed(RenderFailure):
 
 class EncodeTimedOut(RenderFailure):
     code = "ENCODE_TIMED_OUT"
+
+
+class ResourceLimitExceeded(RenderFailure):
+    """An ffmpeg run hit its OS memory or CPU budget (`engines/ffmpeg/limits.py`).
+
+    Permanent: the budget is sized for any input within the media bounds, so the same input
+    would hit it again.
+    """
+
+    code = "RESOURCE_LIMIT_EXCEEDED"
 
 
 class ChunkFailed(RenderFailure):
@@ -157,6 +173,14 @@ class RemotionTimedOut(RenderFailure):
 
 class RemotionUnavailable(Exception):
     """Transient: the Remotion function could not be reached (throttled, timed out); retried."""
+
+
+class RenderCancelled(Exception):
+    """The render ended (cancelled) while a step ran ffmpeg for it; the run was stopped.
+
+    Not a failure: the render already has its ending, so whatever handles this only drops
+    the work (its execution is stopped, or the next step finds the render ended).
+    """
 
 
 class RenderNotReady(Exception):

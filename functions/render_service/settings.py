@@ -55,6 +55,16 @@ class Settings(BaseModel):
     cdn_private_key_secret: str = Field("", validation_alias="CDN_PRIVATE_KEY_SECRET")
 
     ffmpeg_path: str = Field("", validation_alias="FFMPEG_PATH")
+    # Media bounds, checked while planning (see engines/ffmpeg/limits.py). 50 MP covers phone
+    # photos (48 MP); 4096x4096 covers DCI 4K and vertical 4K video.
+    max_image_pixels: int = Field(50_000_000, ge=1, validation_alias="MAX_IMAGE_PIXELS")
+    max_video_pixels: int = Field(4096 * 4096, ge=1, validation_alias="MAX_VIDEO_PIXELS")
+    max_source_seconds: float = Field(4 * 3600, gt=0, validation_alias="MAX_SOURCE_SECONDS")
+    # Every packet of a source is in the demuxer's index as soon as ffmpeg opens it.
+    max_source_packets: int = Field(2_000_000, ge=1, validation_alias="MAX_SOURCE_PACKETS")
+    # Each ffmpeg child's memory budget (RLIMIT_AS); 0: the function's memory less the Python's share.
+    ffmpeg_memory_mb: int = Field(0, ge=0, validation_alias="FFMPEG_MEMORY_MB")
+    lambda_memory_mb: int = Field(0, ge=0, validation_alias="AWS_LAMBDA_FUNCTION_MEMORY_SIZE")  # set by Lambda
     # The app team's Remotion Lambda (engine "remotion"); unset, remotion requests get a 503.
     remotion_function_name: str = Field("", validation_alias="REMOTION_FUNCTION_NAME")
     remotion_serve_url: str = Field("", validation_alias="REMOTION_SERVE_URL")

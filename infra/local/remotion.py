@@ -41,7 +41,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from render_service import fonts
-from render_service.engines.ffmpeg import titles
+from render_service.engines.ffmpeg import limits, titles
 from render_service.engines.ffmpeg.chunk import write_title_texts
 from render_service.engines.ffmpeg.commands import (
     ChunkPaths,
@@ -361,6 +361,7 @@ def _encode(spec: ChunkSpec, work: Path, bucket: str, render_id: str, document: 
     run_ffmpeg(
         chunk_argv(spec, paths, ffmpeg=settings.ffmpeg, fonts=settings.font),
         timeout=300,
+        budget=limits.budget(settings, timeout=300),
         on_progress=on_progress,
         what="remotion stand-in render",
     )
@@ -380,7 +381,12 @@ def _encode(spec: ChunkSpec, work: Path, bucket: str, render_id: str, document: 
     shutil.move(paths.output, join.chunk(0))
     join.concat_list.write_text(concat_list([join.chunk(0)]))
     document["encodingStatus"] = {"framesEncoded": spec.frames}
-    run_ffmpeg(join_argv(plan, join, ffmpeg=settings.ffmpeg), timeout=120, what="remotion stand-in mux")
+    run_ffmpeg(
+        join_argv(plan, join, ffmpeg=settings.ffmpeg),
+        timeout=120,
+        budget=limits.budget(settings, timeout=120),
+        what="remotion stand-in mux",
+    )
     return join.output
 
 

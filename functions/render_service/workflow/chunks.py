@@ -12,6 +12,7 @@ from render_service.data.renders import RenderRepository
 from render_service.engines import ffmpeg as engine
 from render_service.models.jobs import TERMINAL
 from render_service.settings import Settings, get_settings
+from render_service.workflow.watch import render_ended
 
 logger = Logger(child=True)
 
@@ -58,9 +59,14 @@ class ChunkWorker:
 
         try:
             key = engine.render_chunk(
-                spec, s3=clients.s3(), bucket=self.settings.bucket_name, settings=self.settings, on_progress=on_progress
+                spec,
+                s3=clients.s3(),
+                bucket=self.settings.bucket_name,
+                settings=self.settings,
+                on_progress=on_progress,
+                cancelled=render_ended(self.renders, render_id),
             )
-        except Superseded as exc:
+        except (Superseded, errors.RenderCancelled) as exc:
             logger.info("chunk abandoned", extra={"reason": str(exc)})
             return {"status": "abandoned"}
         except errors.ServiceError as exc:

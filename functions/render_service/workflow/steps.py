@@ -39,6 +39,7 @@ from render_service.models.remotion import RemotionRequest
 from render_service.notify import DetailType, EventPublisher, PublishFailed
 from render_service.settings import Settings, get_settings
 from render_service.workflow.remotion import RemotionSteps
+from render_service.workflow.watch import render_ended
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -226,6 +227,7 @@ class Steps:
             bucket=self.settings.bucket_name,
             settings=self.settings,
             stills=stills.keys_for(job.user_id, render_id),
+            cancelled=render_ended(self.renders, render_id),
         )
         output = OutputObject(
             key=key,

@@ -12,7 +12,10 @@ import time
 import pytest
 
 from render_service import errors
+from render_service.engines.ffmpeg.limits import Budget
 from render_service.engines.ffmpeg.runner import last_error_line, run_ffmpeg
+
+BUDGET = Budget(memory_bytes=2 << 30, cpu_seconds=120)
 
 FAKE = r"""
 import sys, time
@@ -32,7 +35,9 @@ def fake_ffmpeg(frames: int, delay: float, stderr: str = "", code: int = 0) -> l
 
 def test_progress_is_reported_in_frames_at_most_twice_a_second() -> None:
     calls: list[tuple[float, int]] = []
-    run_ffmpeg(fake_ffmpeg(40, 0.03), timeout=30, on_progress=lambda f: calls.append((time.monotonic(), f)))
+    run_ffmpeg(
+        fake_ffmpeg(40, 0.03), timeout=30, budget=BUDGET, on_progress=lambda f: calls.append((time.monotonic(), f))
+    )
 
     frames = [f for _, f in calls]
     assert frames[-1] == 40
@@ -49,7 +54,7 @@ def test_failures_carry_the_cause_not_the_consequences() -> None:
         "Conversion failed!\n"
     )
     with pytest.raises(errors.EncodeFailed) as failure:
-        run_ffmpeg(fake_ffmpeg(1, 0, stderr, 1), timeout=30, what="chunk 3")
+        run_ffmpeg(fake_ffmpeg(1, 0, stderr, 1), timeout=30, budget=BUDGET, what="chunk 3")
 
     assert str(failure.value) == "chunk 3 failed: First input link main timebase (1/1000000) do not match"
 
@@ -57,10 +62,57 @@ def test_failures_carry_the_cause_not_the_consequences() -> None:
 def test_a_run_past_its_timeout_is_killed() -> None:
     started = time.monotonic()
     with pytest.raises(errors.EncodeTimedOut, match="within 1 s"):
-        run_ffmpeg(fake_ffmpeg(1000, 0.05), timeout=1, on_progress=lambda _: None)
+        run_ffmpeg(fake_ffmpeg(1000, 0.05), timeout=1, budget=BUDGET, on_progress=lambda _: None)
     assert time.monotonic() - started < 5
 
 
 def test_error_line_falls_back_to_the_last_line() -> None:
     assert last_error_line(["Conversion failed!"]) == "Conversion failed!"
     assert last_error_line([]) == "ffmpeg failed without a message"
+
+
+SILENT = "import time\nwhile True: time.sleep(1)\n"
+SPIN = "while True: pass\n"
+
+
+def test_a_silent_run_is_stopped_once_the_render_has_ended() -> None:
+    """No progress line is needed: the watchdog asks on its own, and the child is killed and reaped."""
+    asks: list[int] = []
+
+    def ended() -> bool:
+        asks.append(1)
+        return len(asks) >= 2
+
+    # Without the stop this would run until its timeout, two minutes later (EncodeTimedOut).
+    with pytest.raises(errors.RenderCancelled, match="join was stopped: the render has ended"):
+        run_ffmpeg([sys.executable, "-c", SILENT], timeout=120, budget=BUDGET, cancelled=ended, what="join")
+    assert len(asks) == 2
+
+
+def test_a_failing_status_read_does_not_stop_the_run() -> None:
+    def flaky() -> bool:
+        raise RuntimeError("DynamoDB throttled")
+
+    stats = run_ffmpeg(fake_ffmpeg(5, 0.5), timeout=60, budget=BUDGET, cancelled=flaky)
+    assert stats.returncode == 0
+
+
+def test_a_run_past_its_cpu_budget_fails_with_a_reason() -> None:
+    budget = Budget(memory_bytes=2 << 30, cpu_seconds=1)
+    with pytest.raises(errors.ResourceLimitExceeded, match=r"^chunk 2 used more than its 1 s of CPU$") as failure:
+        run_ffmpeg([sys.executable, "-c", SPIN], timeout=120, budget=budget, what="chunk 2")
+    assert failure.value.code == "RESOURCE_LIMIT_EXCEEDED"
+
+
+def test_a_run_past_its_memory_budget_fails_with_a_reason() -> None:
+    """A child that cannot allocate (here Python, saying so the way ffmpeg does) is over budget, not broken."""
+    grab = "import sys\ntry:\n    b = bytearray(1 << 30)\nexcept MemoryError:\n    sys.exit('Cannot allocate memory')\n"
+    budget = Budget(memory_bytes=256 << 20, cpu_seconds=60)
+    with pytest.raises(errors.ResourceLimitExceeded, match=r"needed more than its 256 MiB of memory"):
+        run_ffmpeg([sys.executable, "-c", grab], timeout=60, budget=budget, what="chunk 0")
+
+
+def test_each_run_reports_its_own_peak_memory() -> None:
+    hold = "b = bytearray(200 << 20)\nb[::4096] = b'x' * len(b[::4096])\n"
+    stats = run_ffmpeg([sys.executable, "-c", hold], timeout=60, budget=BUDGET)
+    assert 200 << 20 <= stats.max_rss_bytes < 1 << 30

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from render_service import errors, sources
-from render_service.engines.ffmpeg import titles
-from render_service.engines.ffmpeg.commands import ChunkPaths, chunk_argv
+from render_service.engines.ffmpeg import limits, titles
+from render_service.engines.ffmpeg.commands import ChunkPaths, PixelBounds, chunk_argv
 from render_service.engines.ffmpeg.models import ChunkSpec
 from render_service.engines.ffmpeg.probe import ProbeError, scan_packets
 from render_service.engines.ffmpeg.runner import run_ffmpeg
@@ -48,9 +48,14 @@ def render_chunk(
     bucket: str,
     settings: Settings,
     on_progress: Callable[[int], None],
+    cancelled: Callable[[], bool] | None = None,
     timeout_seconds: float | None = None,
 ) -> str:
-    """Download this chunk's inputs, run one ffmpeg, check the frame count, upload; returns the key."""
+    """Download this chunk's inputs, run one ffmpeg, check the frame count, upload; returns the key.
+
+    `cancelled` is asked every couple of seconds while ffmpeg runs; when it says the render
+    has ended, ffmpeg is stopped and `RenderCancelled` raised.
+    """
     paths = ChunkPaths.for_chunk(settings.work_dir, spec, attempt=uuid.uuid4().hex[:8])
     paths.root.mkdir(parents=True)
     try:
@@ -67,11 +72,14 @@ def render_chunk(
                 etag=ref.etag,
             )
         write_title_texts(spec, paths)
-        argv = chunk_argv(spec, paths, ffmpeg=settings.ffmpeg, fonts=settings.font)
+        argv = chunk_argv(spec, paths, ffmpeg=settings.ffmpeg, fonts=settings.font, pixels=PixelBounds.of(settings))
+        timeout = timeout_seconds or chunk_timeout(spec)
         run_ffmpeg(
             argv,
-            timeout=timeout_seconds or chunk_timeout(spec),
+            timeout=timeout,
+            budget=limits.budget(settings, timeout=timeout),
             on_progress=on_progress,
+            cancelled=cancelled,
             what=f"chunk {spec.index}",
         )
         try:

@@ -23,6 +23,7 @@ hold absolute paths we wrote.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -107,12 +108,16 @@ def _base(ffmpeg: str, *, progress: bool) -> list[str]:
     return argv
 
 
-def probe_argv(ffmpeg: str, path: Path, formats: Sequence[str]) -> list[str]:
+def probe_argv(ffmpeg: str, path: Path, formats: Sequence[str], *, max_pixels: int) -> list[str]:
     # No output file: ffmpeg prints the input description and exits 1, which is expected.
+    # -max_pixels reaches the decoders avformat_find_stream_info opens, so the probe never
+    # decodes a picture larger than the bound just to learn its pixel format.
     return [
         ffmpeg,
         "-hide_banner",
         "-nostdin",
+        "-max_pixels",
+        str(max_pixels),
         "-protocol_whitelist",
         "file,pipe",
         "-format_whitelist",
@@ -122,17 +127,56 @@ def probe_argv(ffmpeg: str, path: Path, formats: Sequence[str]) -> list[str]:
     ]
 
 
-def packet_scan_argv(ffmpeg: str, path: Path, demuxer: str) -> list[str]:
-    # framecrc of a stream copy lists every packet's timestamps and flags without decoding.
+def packet_scan_argv(
+    ffmpeg: str,
+    path: Path,
+    demuxer: str,
+    *,
+    start: float | None = None,
+    duration: float | None = None,
+    audio: bool = False,
+) -> list[str]:
+    """framecrc of a stream copy lists packets' timestamps and flags without decoding.
+
+    `-ss` (the keyframe at or before it, found in the index) and `-t` bound the window read;
+    `-copyts` keeps the file's own timestamps, whatever window is read.
+    """
+    window: list[str] = ["-copyts"]
+    if start:
+        window += ["-ss", f"{start:.6f}"]
+    if duration is not None:
+        window += ["-t", f"{duration:.6f}"]
+    maps = ["-map", "0:v:0"] + (["-map", "0:a:0?"] if audio else [])
     return [
         ffmpeg,
         "-hide_banner",
         "-nostdin",
         "-loglevel",
         "error",
+        *window,
+        *safe_input(path, demuxer, ALL_FORMATS),
+        *maps,
+        "-c",
+        "copy",
+        "-f",
+        "framecrc",
+        "pipe:1",
+    ]
+
+
+def audio_scan_argv(ffmpeg: str, path: Path, demuxer: str, *, seconds: float) -> list[str]:
+    """framecrc of the first audio stream's first `seconds`: does it have any samples at all?"""
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-t",
+        f"{seconds:.6f}",
         *safe_input(path, demuxer, ALL_FORMATS),
         "-map",
-        "0:v:0",
+        "0:a:0",
         "-c",
         "copy",
         "-f",
@@ -190,9 +234,20 @@ _AUDIO_NORM = f"aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts
 
 
 def _segment_filters(
-    spec: ChunkSpec, k: int, seg: Segment, *, input_index: int | None, paths: ChunkPaths, fonts: FontPaths
+    spec: ChunkSpec,
+    k: int,
+    seg: Segment,
+    *,
+    video_in: str,
+    input_index: int | None,
+    paths: ChunkPaths,
+    fonts: FontPaths,
 ) -> tuple[str, str]:
-    """The video and audio filter chains for segment k, labelled [v{k}] and [a{k}]."""
+    """The video and audio filter chains for segment k, labelled [v{k}] and [a{k}].
+
+    `video_in` is the label of the segment's pictures: its clip input's video, or its
+    share of the chunk's one decode of an image (see `_image_inputs`).
+    """
     w, h, fps = spec.width, spec.height, spec.fps
     # Every piece ends with exactly seg.frames frames: pad (clone the last) then cut.
     exact = f"tpad=stop_mode=clone:stop=-1,trim=end_frame={seg.frames},setpts=PTS-STARTPTS"
@@ -201,11 +256,11 @@ def _segment_filters(
         # fps with start_time=0 puts output frames on the grid of the seek point (see plan.py),
         # and the pre-roll is cut before scaling so it costs a decode only.
         preroll = f"trim=start_frame={seg.preroll_frames},setpts=PTS-STARTPTS," if seg.preroll_frames else ""
-        video = f"[{input_index}:v:0]fps={fps}:start_time=0,{preroll}{fit_filter(seg.fit, w, h)},{norm},{exact}[v{k}]"
+        video = f"{video_in}fps={fps}:start_time=0,{preroll}{fit_filter(seg.fit, w, h)},{norm},{exact}[v{k}]"
     elif seg.kind == "image":
         # Scale the single decoded picture once, then repeat it.
         video = (
-            f"[{input_index}:v:0]{fit_filter(seg.fit, w, h)},{norm},loop=loop=-1:size=1,"
+            f"{video_in}{fit_filter(seg.fit, w, h)},{norm},loop=loop=-1:size=1,"
             f"settb=1/{fps},setpts=N,fps={fps},{exact}[v{k}]"
         )
     else:
@@ -241,29 +296,84 @@ def _segment_filters(
     return video, audio
 
 
-def chunk_argv(spec: ChunkSpec, paths: ChunkPaths, *, ffmpeg: str, fonts: FontPaths) -> list[str]:
+@dataclass(frozen=True)
+class PixelBounds:
+    """The largest picture a chunk's decoders may produce (`-max_pixels` on each input).
+
+    Planning has refused larger sources already; this keeps a decoder from allocating for
+    a picture the probe never saw (a frame that changes size mid-stream).
+    """
+
+    image: int = Settings.model_fields["max_image_pixels"].default
+    video: int = Settings.model_fields["max_video_pixels"].default
+
+    @classmethod
+    def of(cls, settings: Settings) -> PixelBounds:
+        return cls(image=settings.max_image_pixels, video=settings.max_video_pixels)
+
+
+def _image_inputs(spec: ChunkSpec, first_input: int) -> tuple[dict[int, int], dict[int, list[str]], list[str]]:
+    """One input per distinct image of the chunk, decoded once and scaled down at once.
+
+    Returns the input index of each image source, the labels its segments read (in
+    segment order), and the filter chains that make them: the decoded picture is scaled
+    down (never up) to the smallest size that still covers the output frame, so every
+    fit can be cut from it, and the full-size picture is released before anything else
+    runs; `split` then shares that one small picture between the segments.
+    """
+    uses: dict[int, int] = {}
+    for seg in spec.segments:
+        if seg.kind == "image" and seg.source is not None:
+            uses[seg.source] = uses.get(seg.source, 0) + 1
+    inputs = {source: first_input + n for n, source in enumerate(uses)}
+    labels: dict[int, list[str]] = {}
+    chains: list[str] = []
+    w, h = spec.width, spec.height
+    for source, count in uses.items():
+        labels[source] = [f"[img{source}_{j}]" for j in range(count)]
+        shrink = f"scale=w='min(iw,{w})':h='min(ih,{h})':force_original_aspect_ratio=increase"
+        fan_out = f"split={count}" if count > 1 else "null"
+        chains.append(f"[{inputs[source]}:v:0]{shrink},{fan_out}{''.join(labels[source])}")
+    return inputs, labels, chains
+
+
+def chunk_argv(
+    spec: ChunkSpec, paths: ChunkPaths, *, ffmpeg: str, fonts: FontPaths, pixels: PixelBounds | None = None
+) -> list[str]:
     """The single ffmpeg run that renders one chunk: H.264 video + 48 kHz PCM audio in MP4.
 
     `fonts` names the font file of a family (see render_service.fonts)."""
+    bounds = pixels or PixelBounds()
     if spec.mode == "copy":
-        return _copy_chunk_argv(spec, paths, ffmpeg)
+        return _copy_chunk_argv(spec, paths, ffmpeg, bounds)
     argv = _base(ffmpeg, progress=True)
-    graph: list[str] = []
     next_input = 0
-    for k, seg in enumerate(spec.segments):
-        input_index = None
-        if seg.kind in ("clip", "image") and seg.source is not None:
-            source = spec.sources[seg.source]
-            if seg.kind == "clip":
-                # Input seeking: fast, and frame-accurate because we decode (not copy) here.
-                read = (seg.preroll_frames + seg.frames) / spec.fps + READ_MARGIN_SECONDS
-                argv += ["-ss", f"{seg.start_seconds:.6f}", "-t", f"{read:.6f}"]
-                argv += safe_input(paths.source(spec, seg.source), source.demuxer, VIDEO_FORMATS)
-            else:
-                argv += safe_input(paths.source(spec, seg.source), source.demuxer, IMAGE_FORMATS)
-            input_index = next_input
+    for seg in spec.segments:
+        if seg.kind == "clip" and seg.source is not None:
+            clip = spec.sources[seg.source]
+            # Input seeking: fast, and frame-accurate because we decode (not copy) here.
+            read = (seg.preroll_frames + seg.frames) / spec.fps + READ_MARGIN_SECONDS
+            argv += ["-ss", f"{seg.start_seconds:.6f}", "-t", f"{read:.6f}", "-max_pixels", str(bounds.video)]
+            argv += safe_input(paths.source(spec, seg.source), clip.demuxer, VIDEO_FORMATS)
             next_input += 1
-        video, audio = _segment_filters(spec, k, seg, input_index=input_index, paths=paths, fonts=fonts)
+    image_inputs, image_labels, graph = _image_inputs(spec, next_input)
+    for image, _ in sorted(image_inputs.items(), key=lambda item: item[1]):
+        argv += ["-max_pixels", str(bounds.image)]
+        argv += safe_input(paths.source(spec, image), spec.sources[image].demuxer, IMAGE_FORMATS)
+    clip_input = 0
+    taken: dict[int, int] = {}
+    for k, seg in enumerate(spec.segments):
+        input_index, video_in = None, ""
+        if seg.kind == "clip" and seg.source is not None:
+            input_index, video_in = clip_input, f"[{clip_input}:v:0]"
+            clip_input += 1
+        elif seg.kind == "image" and seg.source is not None:
+            j = taken.get(seg.source, 0)
+            taken[seg.source] = j + 1
+            video_in = image_labels[seg.source][j]
+        video, audio = _segment_filters(
+            spec, k, seg, video_in=video_in, input_index=input_index, paths=paths, fonts=fonts
+        )
         graph += [video, audio]
     graph += _join_segments(spec)
     argv += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]"]
@@ -327,13 +437,13 @@ def _chunk_audio() -> list[str]:
     return ["-c:a", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-ac", "2"]
 
 
-def _copy_chunk_argv(spec: ChunkSpec, paths: ChunkPaths, ffmpeg: str) -> list[str]:
+def _copy_chunk_argv(spec: ChunkSpec, paths: ChunkPaths, ffmpeg: str, bounds: PixelBounds) -> list[str]:
     """Smart copy: the clip's H.264 packets are copied from keyframe to keyframe; only audio is decoded."""
     (seg,) = spec.segments
     assert seg.source is not None
     source = spec.sources[seg.source]
     argv = _base(ffmpeg, progress=True)
-    argv += ["-ss", f"{seg.start_seconds:.6f}"]
+    argv += ["-ss", f"{seg.start_seconds:.6f}", "-max_pixels", str(bounds.video)]
     argv += safe_input(paths.source(spec, seg.source), source.demuxer, VIDEO_FORMATS)
     if source.has_audio and not seg.muted:
         gain = f",volume={seg.volume:g}" if seg.volume != 1 else ""
@@ -374,6 +484,18 @@ class JoinPaths:
         return self.root / "output.mp4"
 
 
+MAX_SOUNDTRACK_LOOPS = 10_000
+
+
+def soundtrack_loops(plan: RenderPlan) -> int:
+    """How many extra times the soundtrack plays so that it spans the whole video (`-stream_loop`)."""
+    assert plan.soundtrack is not None
+    seconds = plan.soundtrack.duration_seconds
+    if not seconds or seconds <= 0:
+        return MAX_SOUNDTRACK_LOOPS  # a plan from before durations were recorded: bounded all the same
+    return min(MAX_SOUNDTRACK_LOOPS, math.ceil(plan.duration_seconds / seconds))
+
+
 def join_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
     """Concat the chunks with a video stream copy; encode the whole audio track once, as AAC."""
     total = plan.total_samples
@@ -384,8 +506,9 @@ def join_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
     graph = [f"[0:a:0]{_AUDIO_NORM},apad,atrim=end_sample={total}[clips]"]
     if plan.soundtrack is not None:
         st = plan.soundtrack
-        # Loop the soundtrack forever; atrim cuts it to the video's length.
-        argv += ["-stream_loop", "-1"]
+        # Loop the soundtrack as often as the video needs (atrim cuts it to length), never
+        # forever: an input with no samples would loop at full CPU until the timeout.
+        argv += ["-stream_loop", str(soundtrack_loops(plan))]
         argv += safe_input(paths.soundtrack(plan), st.source.demuxer, AUDIO_FORMATS)
         chain = f"[1:a:0]{_AUDIO_NORM},volume={st.volume:g},atrim=end_sample={total},asetpts=N/SR/TB"
         fade = min(st.fade_out_seconds, plan.duration_seconds)
@@ -409,7 +532,13 @@ def join_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
 def planned_commands(plan: RenderPlan, settings: Settings) -> list[list[str]]:
     """Every ffmpeg argv the plan implies, in order: one per chunk, then the join."""
     argvs = [
-        chunk_argv(spec, ChunkPaths.for_chunk(settings.work_dir, spec), ffmpeg=settings.ffmpeg, fonts=settings.font)
+        chunk_argv(
+            spec,
+            ChunkPaths.for_chunk(settings.work_dir, spec),
+            ffmpeg=settings.ffmpeg,
+            fonts=settings.font,
+            pixels=PixelBounds.of(settings),
+        )
         for spec in plan.chunks
     ]
     argvs.append(join_argv(plan, JoinPaths.for_plan(settings.work_dir, plan), ffmpeg=settings.ffmpeg))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from render_service import errors, sources
+from render_service.engines.ffmpeg import limits
 from render_service.engines.ffmpeg.commands import JoinPaths, concat_list, join_argv
 from render_service.engines.ffmpeg.models import JoinedOutput, RenderPlan, StillKeys
 from render_service.engines.ffmpeg.probe import probe
 from render_service.engines.ffmpeg.runner import run_ffmpeg
-from render_service.engines.ffmpeg.stills import make_and_upload
+from render_service.engines.ffmpeg.stills import STILLS_TIMEOUT_SECONDS, make_and_upload
 from render_service.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,10 +33,14 @@ def join_chunks(
     settings: Settings,
     timeout_seconds: float = JOIN_TIMEOUT_SECONDS,
     stills: StillKeys | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> JoinedOutput:
     """Concat demuxer with `-c:v copy`, soundtrack mixed in, AAC once, `+faststart`; returns the probe.
 
-    With `stills`, a poster and a thumbnail are made from the local file too (best effort)."""
+    With `stills`, a poster and a thumbnail are made from the local file too (best effort).
+    `cancelled` is asked every couple of seconds while ffmpeg runs; when it says the render
+    has ended, ffmpeg is stopped and `RenderCancelled` raised (nothing is uploaded).
+    """
     if len(chunk_keys) != len(plan.chunks):
         raise errors.EncodeFailed(f"expected {len(plan.chunks)} chunks, got {len(chunk_keys)}")
     paths = JoinPaths.for_plan(settings.work_dir, plan, attempt=uuid.uuid4().hex[:8])
@@ -54,7 +60,13 @@ def join_chunks(
                 etag=ref.etag,
             )
         paths.concat_list.write_text(concat_list([paths.chunk(i) for i in range(len(chunk_keys))]))
-        run_ffmpeg(join_argv(plan, paths, ffmpeg=settings.ffmpeg), timeout=timeout_seconds, what="join")
+        run_ffmpeg(
+            join_argv(plan, paths, ffmpeg=settings.ffmpeg),
+            timeout=timeout_seconds,
+            budget=limits.budget(settings, timeout=timeout_seconds),
+            cancelled=cancelled,
+            what="join",
+        )
         info = probe(paths.output, settings=settings)
         # The Duration line has 10 ms resolution; anything beyond a frame is a bug, not a rounding.
         if abs(info.duration_seconds - plan.duration_seconds) > 1 / plan.fps + 0.011:
@@ -74,6 +86,7 @@ def join_chunks(
                 ffmpeg=settings.ffmpeg,
                 s3=s3,
                 bucket=bucket,
+                budget=limits.budget(settings, timeout=STILLS_TIMEOUT_SECONDS),
             )
         return JoinedOutput(**info.model_dump(), stills=made)
     finally:

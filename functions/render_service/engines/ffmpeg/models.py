@@ -98,6 +98,7 @@ class SoundtrackSpec(EngineModel):
     source: SourceRef
     volume: float
     fade_out_seconds: float
+    duration_seconds: float | None = Field(None, gt=0, description="The soundtrack's own length: how often to loop it.")
 
 
 class RenderPlan(EngineModel):

@@ -119,7 +119,13 @@ def build_plan(
     soundtrack = None
     if request.timeline.soundtrack is not None:
         st = request.timeline.soundtrack
-        soundtrack = SoundtrackSpec(source=sources[st.src].ref, volume=st.volume, fade_out_seconds=st.fadeOut)
+        music = sources[st.src]
+        soundtrack = SoundtrackSpec(
+            source=music.ref,
+            volume=st.volume,
+            fade_out_seconds=st.fadeOut,
+            duration_seconds=music.probe.duration_seconds or None,
+        )
     return RenderPlan(
         render_id=render_id,
         chunks=chunks,
@@ -148,6 +154,12 @@ def _layout(request: RenderRequest, sources: Mapping[str, SourceInfo], fps: int)
                 raise errors.SourceInvalid(
                     f"scenes[{i}].trimStart: {trim:g} s is at or past the end of the video ({end:.3f} s)"
                 )
+            if scene.duration is None and info.packets is not None and not info.packets.complete:
+                # Planning listed packets only up to the longest output after the cut.
+                raise errors.RenderTooLong(
+                    f"scenes[{i}].duration: the clip runs to the end of its video, more than "
+                    f"{MAX_OUTPUT_SECONDS:.0f} s after trimStart; a timeline lasts at most {MAX_OUTPUT_SECONDS:.0f} s"
+                )
             # Absent duration means "to the end"; a duration past the end is cut at the end.
             wanted = end - trim if scene.duration is None else min(scene.duration, end - trim)
             frames = max(1, round(wanted * fps))
@@ -169,7 +181,7 @@ def _layout(request: RenderRequest, sources: Mapping[str, SourceInfo], fps: int)
 
 def video_end_seconds(info: SourceInfo) -> float:
     """Where the first video stream ends, relative to the file's start (what `-ss` counts from)."""
-    if info.packets is None:
+    if info.packets is None or not info.packets.packets:
         return info.probe.duration_seconds or 0.0
     return float(info.packets.end_pts * info.packets.time_base) - info.probe.start_seconds
 

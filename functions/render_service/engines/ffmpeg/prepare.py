@@ -1,7 +1,9 @@
 """StartRender's half of the engine: fetch and probe every source once, then plan.
 
 Each distinct source is downloaded once, probed, scanned (clips) and deleted
-before the next, so the planner's disk holds one source at a time. https sources
+before the next, so the planner's disk holds one source at a time. Probing is
+bounded by the media bounds in `Settings` (pixels, duration, packets; see
+`limits.py`), and a clip's packets are listed only in the windows its cuts use. https sources
 are staged into the service bucket (`work/<renderId>/sources/<n><ext>`) so that
 chunk workers, in other Lambda containers, read them from S3 and never fetch
 the internet again; uploads in the service bucket are copied there too, so the
@@ -15,16 +17,27 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from render_service import errors, sources
-from render_service.engines.ffmpeg import commands
+from render_service.engines.ffmpeg import commands, limits
 from render_service.engines.ffmpeg.models import RenderPlan, SourceRef
-from render_service.engines.ffmpeg.plan import DEFAULT_CHUNK_SECONDS, SourceInfo, build_plan
-from render_service.engines.ffmpeg.probe import Probe, ProbeError, inspect, scan_packets
+from render_service.engines.ffmpeg.plan import DEFAULT_CHUNK_SECONDS, MAX_OUTPUT_SECONDS, SourceInfo, build_plan
+from render_service.engines.ffmpeg.probe import (
+    Packet,
+    PixelsExceeded,
+    Probe,
+    ProbeError,
+    TooManyPackets,
+    VideoPackets,
+    count_audio_packets,
+    inspect,
+    scan_packets,
+)
 from render_service.models.timeline import MAX_SOURCE_BYTES, ClipScene, ImageScene, RenderRequest
 from render_service.settings import Settings
 
@@ -36,11 +49,24 @@ SOURCES_BUDGET_SECONDS = 210.0
 probe, stage and plan. A render whose sources are this slow fails as SOURCE_UNAVAILABLE."""
 
 
+SCAN_LEAD_SECONDS = 2.0
+"""Packets listed before a cut: the seek lands on the keyframe before it, and B-frames near the
+cut may show before it; smart copy checks that nothing crosses the cut."""
+SCAN_TAIL_SECONDS = 2.0
+"""Packets listed after a cut's end: smart copy needs the packet that follows it."""
+AUDIO_CHECK_SECONDS = 10.0
+"""A soundtrack must have samples within this much of its start."""
+
+
 @dataclass(frozen=True)
-class _Use:
+class SourceUse:
+    """One scene's (or the soundtrack's) use of a source."""
+
     src: str
     where: str  # e.g. "scenes[2].src", for error messages
     kind: str  # "clip" | "image" | "soundtrack"
+    trim: float = 0.0  # clips: the cut
+    duration: float | None = None
 
 
 def staged_key(render_id: str, n: int, ext: str) -> str:
@@ -77,8 +103,8 @@ def plan_render(
         root.mkdir(parents=True, exist_ok=True)
         distinct = list(dict.fromkeys(u.src for u in uses))
         for n, src in enumerate(distinct):
-            kinds = {u.kind for u in uses if u.src == src}
-            where = next(u.where for u in uses if u.src == src)
+            mine = [u for u in uses if u.src == src]
+            where = mine[0].where
             local = root / f"src-{n}{_suffix(src)}"
             ref = _fetch(
                 render_id, n, src, local, where, s3=s3, bucket=bucket, settings=settings, fetch=fetch_https,
@@ -86,22 +112,22 @@ def plan_render(
             )  # fmt: skip
             if ref.key.startswith(f"work/{render_id}/"):
                 staged.append(ref.key)
-            infos[src] = _inspect(local, ref, kinds, where, settings)
+            infos[src] = inspect_source(local, ref, mine, settings)
             local.unlink(missing_ok=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return build_plan(render_id, request, infos, chunk_seconds=chunk_seconds, staged_keys=staged, smart_copy=smart_copy)
 
 
-def _uses(request: RenderRequest) -> list[_Use]:
+def _uses(request: RenderRequest) -> list[SourceUse]:
     uses = []
     for i, scene in enumerate(request.timeline.scenes):
         if isinstance(scene, ClipScene):
-            uses.append(_Use(scene.src, f"scenes[{i}].src", "clip"))
+            uses.append(SourceUse(scene.src, f"scenes[{i}].src", "clip", scene.trimStart, scene.duration))
         elif isinstance(scene, ImageScene):
-            uses.append(_Use(scene.src, f"scenes[{i}].src", "image"))
+            uses.append(SourceUse(scene.src, f"scenes[{i}].src", "image"))
     if request.timeline.soundtrack is not None:
-        uses.append(_Use(request.timeline.soundtrack.src, "timeline.soundtrack.src", "soundtrack"))
+        uses.append(SourceUse(request.timeline.soundtrack.src, "timeline.soundtrack.src", "soundtrack"))
     return uses
 
 
@@ -166,7 +192,10 @@ def _fetch(
     )
 
 
-def _inspect(local: Path, ref: SourceRef, kinds: set[str], where: str, settings: Settings) -> SourceInfo:
+def inspect_source(local: Path, ref: SourceRef, mine: list[SourceUse], settings: Settings) -> SourceInfo:
+    """Probe a fetched source for its uses, within the media bounds. Raises RenderFailure subclasses."""
+    kinds = {u.kind for u in mine}
+    where = mine[0].where
     formats: tuple[str, ...] = ()
     if "clip" in kinds:
         formats += commands.VIDEO_FORMATS
@@ -174,10 +203,16 @@ def _inspect(local: Path, ref: SourceRef, kinds: set[str], where: str, settings:
         formats += commands.IMAGE_FORMATS
     if "soundtrack" in kinds:
         formats += commands.AUDIO_FORMATS
+    max_pixels = settings.max_image_pixels if "image" in kinds else settings.max_video_pixels
     try:
-        info: Probe = inspect(local, settings=settings, formats=tuple(dict.fromkeys(formats)))
+        info: Probe = inspect(local, settings=settings, formats=tuple(dict.fromkeys(formats)), max_pixels=max_pixels)
+    except PixelsExceeded as exc:
+        kind = "image" if "image" in kinds else "video"
+        raise _too_many_pixels(where, kind, exc.width, exc.height, settings) from None
     except ProbeError as exc:
         raise errors.SourceInvalid(f"{where}: not a readable media file ({exc})") from None
+    except errors.ResourceLimitExceeded as exc:
+        raise errors.ResourceLimitExceeded(f"{where}: {exc.message}") from None
     demuxer = info.demuxer.split(",")[0]
     if "clip" in kinds and (info.video is None or demuxer not in commands.VIDEO_FORMATS):
         raise errors.SourceInvalid(f"{where}: no video stream")
@@ -185,11 +220,122 @@ def _inspect(local: Path, ref: SourceRef, kinds: set[str], where: str, settings:
         raise errors.SourceInvalid(f"{where}: not a still image (png, jpeg, webp or bmp)")
     if "soundtrack" in kinds and (info.audio is None or demuxer not in commands.AUDIO_FORMATS):
         raise errors.SourceInvalid(f"{where}: no audio stream")
-    ref = ref.model_copy(update={"demuxer": demuxer, "has_audio": info.audio is not None})
+    _check_bounds(info, kinds, where, settings)
+    has_audio = info.audio is not None
+    if "soundtrack" in kinds:
+        _check_has_samples(local, demuxer, where, info, settings)
     packets = None
     if "clip" in kinds:
-        try:
-            packets = scan_packets(local, settings=settings, demuxer=demuxer)
-        except ProbeError as exc:
-            raise errors.SourceInvalid(f"{where}: the video cannot be read ({exc})") from None
+        packets = _scan_cuts(local, demuxer, [u for u in mine if u.kind == "clip"], info.start_seconds, settings)
+        # A declared audio stream with nothing in it is silence, not an input to wait on.
+        has_audio = has_audio and packets.audio_packets > 0
+    ref = ref.model_copy(update={"demuxer": demuxer, "has_audio": has_audio})
     return SourceInfo(ref=ref, probe=info, packets=packets)
+
+
+def _too_many_pixels(where: str, kind: str, width: int, height: int, settings: Settings) -> errors.MediaTooLarge:
+    bound = settings.max_image_pixels if kind == "image" else settings.max_video_pixels
+    return errors.MediaTooLarge(
+        f"{where}: the {kind} is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
+        f"at most {bound / 1e6:.1f} megapixels and {limits.MAX_SIDE} pixels a side"
+    )
+
+
+def _check_bounds(info: Probe, kinds: set[str], where: str, settings: Settings) -> None:
+    """Pixels, duration and packets, from the probe alone (nothing decoded, nothing listed)."""
+    if info.video is not None and kinds & {"clip", "image"}:
+        kind = "image" if "image" in kinds else "video"
+        bound = settings.max_image_pixels if kind == "image" else settings.max_video_pixels
+        w, h = info.video.width, info.video.height
+        if w * h > bound or max(w, h) > limits.MAX_SIDE:
+            raise _too_many_pixels(where, kind, w, h, settings)
+    if kinds & {"clip", "soundtrack"} and info.duration_seconds is not None:
+        if info.duration_seconds > settings.max_source_seconds:
+            raise errors.MediaTooLarge(
+                f"{where}: the source lasts {info.duration_seconds:.0f} s; at most {settings.max_source_seconds:.0f} s"
+            )
+        if "clip" in kinds and info.video is not None:
+            frames = info.duration_seconds * info.video.fps
+            if frames > settings.max_source_packets:
+                raise errors.MediaTooLarge(
+                    f"{where}: the video holds about {frames:.0f} frames "
+                    f"({info.duration_seconds:.0f} s at {info.video.fps:g} fps); at most {settings.max_source_packets}"
+                )
+
+
+def _check_has_samples(local: Path, demuxer: str, where: str, info: Probe, settings: Settings) -> None:
+    """A soundtrack is looped to the video's length: one without samples would loop forever."""
+    empty = errors.SourceInvalid(f"{where}: the audio has no samples")
+    if not info.duration_seconds:
+        raise empty
+    try:
+        found = count_audio_packets(local, settings=settings, demuxer=demuxer, seconds=AUDIO_CHECK_SECONDS)
+    except ProbeError as exc:
+        raise errors.SourceInvalid(f"{where}: the audio cannot be read ({exc})") from None
+    if found == 0:
+        raise empty
+
+
+def cut_windows(cuts: list[tuple[float, float | None]]) -> list[tuple[float, float]]:
+    """The (start, end) windows of a source that clips cut from it, in seconds, merged where they meet.
+
+    A clip without a duration runs to the end, but never past the longest output.
+    """
+    spans = sorted(
+        (
+            max(0.0, trim - SCAN_LEAD_SECONDS),
+            trim + (MAX_OUTPUT_SECONDS if length is None else length) + SCAN_TAIL_SECONDS,
+        )
+        for trim, length in cuts
+    )
+    merged: list[tuple[float, float]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _scan_cuts(
+    local: Path, demuxer: str, clips: list[SourceUse], start_seconds: float, settings: Settings
+) -> VideoPackets:
+    """The video packets of the windows the clips cut, in decode order, and the audio found there.
+
+    Each window is one bounded listing; a window that ends early has reached the end of the
+    video (`VideoPackets.complete`).
+    """
+    where = clips[0].where
+    packets: list[Packet] = []
+    audio = 0
+    complete = False
+    time_base = Fraction(1, 1)
+    for start, end in cut_windows([(u.trim, u.duration) for u in clips]):
+        try:
+            window = scan_packets(
+                local,
+                settings=settings,
+                demuxer=demuxer,
+                start=start,
+                duration=end - start,
+                audio=True,
+                max_packets=limits.MAX_WINDOW_PACKETS,
+            )
+        except TooManyPackets as exc:
+            raise errors.MediaTooLarge(
+                f"{where}: {exc} within {end - start:.0f} s of the cut; at most {limits.MAX_WINDOW_PACKETS}"
+            ) from None
+        except ProbeError as exc:
+            if start > 0 and str(exc) == "no video frames":
+                complete = True  # the cut starts past the end; planning says so, with the numbers
+                continue
+            raise errors.SourceInvalid(f"{where}: the video cannot be read ({exc})") from None
+        except errors.ResourceLimitExceeded as exc:
+            raise errors.ResourceLimitExceeded(f"{where}: {exc.message}") from None
+        time_base = window.time_base
+        last = packets[-1].dts if packets else None
+        packets += [p for p in window.packets if last is None or p.dts > last]
+        audio += window.audio_packets
+        # Packets carry the file's own timestamps; windows count from the file's start.
+        complete = window.seconds(window.end_pts) - start_seconds < end - SCAN_TAIL_SECONDS / 2
+    return VideoPackets(time_base=time_base, packets=packets, audio_packets=audio, complete=complete)

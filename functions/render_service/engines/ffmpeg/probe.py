@@ -2,10 +2,18 @@
 
 Two reads per source:
 - `ffmpeg -i` prints the container and its streams on stderr; `parse_probe` reads it.
-- `ffmpeg -map 0:v:0 -c copy -f framecrc` lists every video packet (pts, duration,
-  key flag) without decoding anything; `parse_packets` reads it. That gives the exact
-  frame count, the exact video end (the container's Duration line is the longest
-  stream, often the audio) and the keyframe times smart copy needs.
+  It runs with `-max_pixels`, so a huge picture is refused by the decoder ("Picture size
+  14000x14000 exceeds specified max pixel count") instead of being decoded to find its
+  pixel format: the probe of a hostile PNG stays at tens of MB instead of GB.
+- `ffmpeg -ss -t -copyts -map 0:v:0 -c copy -f framecrc` lists the video packets (pts,
+  duration, key flag) of one window of the source without decoding anything; a
+  `PacketReader` reads them as they come and stops the run past a packet bound. Planning
+  scans only the windows its cuts need (the container's index makes the seek free), so a
+  source with millions of tiny packets costs what the cut costs. The listing gives the
+  exact frame count, the exact video end when the window reaches it (the container's
+  Duration line is the longest stream, often the audio), the keyframe times smart copy
+  needs, and whether the window has any audio at all. `-copyts` keeps the file's own
+  timestamps, so packets from any window compare with the probe's start time.
 
 Untrusted files are opened with `-protocol_whitelist file,pipe` and a demuxer
 allow list (`-format_whitelist`), so a "video" that is really an HLS playlist or a
@@ -21,7 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from render_service import errors
-from render_service.engines.ffmpeg import commands
+from render_service.engines.ffmpeg import commands, limits
 from render_service.engines.ffmpeg.models import MediaInfo
 from render_service.engines.ffmpeg.runner import last_error_line, run_capture
 from render_service.settings import Settings
@@ -58,7 +66,7 @@ class Probe:
     audio: AudioStream | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Packet:
     pts: int
     dts: int
@@ -72,6 +80,10 @@ class VideoPackets:
 
     time_base: Fraction
     packets: list[Packet] = field(repr=False)
+    audio_packets: int = 0
+    """Non-empty packets of the first audio stream in the same window (when asked for)."""
+    complete: bool = True
+    """The listing reaches the end of the video (a window that ends before it does not)."""
 
     @property
     def frame_count(self) -> int:
@@ -89,6 +101,19 @@ class ProbeError(Exception):
     """The file is not media ffmpeg can read with our allow lists; the message says why."""
 
 
+class PixelsExceeded(ProbeError):
+    """The decoder refused a picture larger than the probe's `-max_pixels`."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__(f"a picture of {width}x{height}")
+        self.width = width
+        self.height = height
+
+
+class TooManyPackets(ProbeError):
+    """A packet listing went past its bound; the run was stopped there."""
+
+
 _INPUT = re.compile(r"^Input #0, (?P<demuxer>.+?), from ", re.M)
 _DURATION = re.compile(r"Duration: (?:(?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)|N/A)(?:, start: (?P<start>-?[\d.]+))?")
 _STREAM = re.compile(r"^\s*Stream #0:\d+\S*: (?P<kind>Video|Audio): (?P<rest>.*)$")
@@ -97,6 +122,7 @@ _SAR = re.compile(r"SAR (\d+):(\d+)")
 _RATE = re.compile(r"([\d.]+)(k?) (fps|tbr)\b")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 _HZ = re.compile(r"(\d+) Hz")
+_MAX_PIXELS = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
 
 
 def _split_top(text: str) -> list[str]:
@@ -175,55 +201,137 @@ def _rotation_below(lines: list[str]) -> float:
     return 0.0
 
 
-def parse_packets(stdout: str) -> VideoPackets:
-    """Read `-f framecrc` output: `stream, dts, pts, duration, size, crc[, F=0x..]`.
+class PacketReader:
+    """Reads `-f framecrc` lines as they come: `stream, dts, pts, duration, size, crc[, F=0x..]`.
 
-    framecrc prints `F=` only when the flags differ from "keyframe", so a line
-    without it is a keyframe.
+    framecrc prints `F=` only when the flags differ from "keyframe", so a line without it
+    is a keyframe. Stream 0 is the video; stream 1, when mapped, the audio, which is only
+    counted. Past `max_packets` video packets it raises `TooManyPackets`, which stops the run.
     """
-    time_base = Fraction(1, 1)
-    packets: list[Packet] = []
-    for line in stdout.splitlines():
+
+    def __init__(self, max_packets: int | None = None) -> None:
+        self.max_packets = max_packets
+        self.time_base = Fraction(1, 1)
+        self.packets: list[Packet] = []
+        self.audio_packets = 0
+
+    def feed(self, line: str) -> None:
         if line.startswith("#tb 0:"):
-            time_base = Fraction(line.split(":", 1)[1].strip())
-            continue
+            self.time_base = Fraction(line.split(":", 1)[1].strip())
+            return
         if not line or line.startswith("#"):
-            continue
+            return
         fields = [f.strip() for f in line.split(",")]
-        if len(fields) < 6 or fields[0] != "0":
-            continue
+        if len(fields) < 6:
+            return
+        if fields[0] == "1":
+            if fields[4].isdigit() and int(fields[4]) > 0:
+                self.audio_packets += 1
+            return
+        if fields[0] != "0":
+            return
         try:
             dts, pts, duration = int(fields[1]), int(fields[2]), int(fields[3])
         except ValueError:
-            continue  # NOPTS: such a packet cannot anchor a copy cut
+            return  # NOPTS: such a packet cannot anchor a copy cut
         flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), 1)
-        packets.append(Packet(pts=pts, dts=dts, duration=duration, key=bool(flags & 1)))
-    return VideoPackets(time_base=time_base, packets=packets)
+        self.packets.append(Packet(pts=pts, dts=dts, duration=duration, key=bool(flags & 1)))
+        if self.max_packets is not None and len(self.packets) > self.max_packets:
+            raise TooManyPackets(f"more than {self.max_packets} video packets")
+
+    def feed_audio(self, line: str) -> None:
+        """A listing of the audio stream alone (it is stream 0 there): count its non-empty packets."""
+        fields = [f.strip() for f in line.split(",")] if line and not line.startswith("#") else []
+        if len(fields) >= 6 and fields[0] == "0" and fields[4].isdigit() and int(fields[4]) > 0:
+            self.audio_packets += 1
+
+    def result(self) -> VideoPackets:
+        return VideoPackets(time_base=self.time_base, packets=self.packets, audio_packets=self.audio_packets)
 
 
-def inspect(path: Path, *, settings: Settings, formats: tuple[str, ...] = commands.ALL_FORMATS) -> Probe:
-    """Probe a local file, allowing only the given demuxers. Raises ProbeError."""
+def parse_packets(stdout: str) -> VideoPackets:
+    """Read a whole `-f framecrc` listing (see `PacketReader`)."""
+    reader = PacketReader()
+    for line in stdout.splitlines():
+        reader.feed(line)
+    return reader.result()
+
+
+def inspect(
+    path: Path, *, settings: Settings, formats: tuple[str, ...] = commands.ALL_FORMATS, max_pixels: int | None = None
+) -> Probe:
+    """Probe a local file, allowing only the given demuxers. Raises ProbeError.
+
+    `max_pixels` (default: the video bound) is the largest picture the probe may decode;
+    a larger one raises `PixelsExceeded`.
+    """
+    bound = max_pixels or settings.max_video_pixels
     try:
-        _, _, stderr = run_capture(commands.probe_argv(settings.ffmpeg, path, formats), timeout=PROBE_TIMEOUT_SECONDS)
+        captured = run_capture(
+            commands.probe_argv(settings.ffmpeg, path, formats, max_pixels=bound),
+            timeout=PROBE_TIMEOUT_SECONDS,
+            budget=limits.budget(settings, timeout=PROBE_TIMEOUT_SECONDS),
+            what="probing",
+        )
     except subprocess.TimeoutExpired as exc:
         raise ProbeError("probing took too long") from exc
-    return parse_probe(stderr)
+    if found := _MAX_PIXELS.search(captured.stderr):
+        raise PixelsExceeded(int(found.group(1)), int(found.group(2)))
+    return parse_probe(captured.stderr)
 
 
-def scan_packets(path: Path, *, settings: Settings, demuxer: str) -> VideoPackets:
-    """List the first video stream's packets (no decoding). Raises ProbeError."""
+def scan_packets(
+    path: Path,
+    *,
+    settings: Settings,
+    demuxer: str,
+    start: float | None = None,
+    duration: float | None = None,
+    audio: bool = False,
+    max_packets: int | None = None,
+) -> VideoPackets:
+    """List the first video stream's packets (no decoding) of a window. Raises ProbeError.
+
+    The window starts at the keyframe at or before `start` (seconds from the file's
+    start) and lasts `duration`; without them, the whole file. `audio` also counts the
+    first audio stream's packets. More than `max_packets` video packets raise
+    `TooManyPackets` (the run is stopped there, not read to the end).
+    """
+    reader = PacketReader(max_packets)
     try:
-        code, stdout, stderr = run_capture(
-            commands.packet_scan_argv(settings.ffmpeg, path, demuxer), timeout=SCAN_TIMEOUT_SECONDS
+        captured = run_capture(
+            commands.packet_scan_argv(settings.ffmpeg, path, demuxer, start=start, duration=duration, audio=audio),
+            timeout=SCAN_TIMEOUT_SECONDS,
+            budget=limits.budget(settings, timeout=SCAN_TIMEOUT_SECONDS),
+            on_line=reader.feed,
+            what="reading the video packets",
         )
     except subprocess.TimeoutExpired as exc:
         raise ProbeError("reading the video packets took too long") from exc
-    if code != 0:
-        raise ProbeError(last_error_line(stderr.splitlines()))
-    packets = parse_packets(stdout)
+    if captured.returncode != 0:
+        raise ProbeError(last_error_line(captured.stderr.splitlines()))
+    packets = reader.result()
     if not packets.packets:
         raise ProbeError("no video frames")
     return packets
+
+
+def count_audio_packets(path: Path, *, settings: Settings, demuxer: str, seconds: float) -> int:
+    """Non-empty packets of the first audio stream within `seconds` of the start. Raises ProbeError."""
+    reader = PacketReader()
+    try:
+        captured = run_capture(
+            commands.audio_scan_argv(settings.ffmpeg, path, demuxer, seconds=seconds),
+            timeout=SCAN_TIMEOUT_SECONDS,
+            budget=limits.budget(settings, timeout=SCAN_TIMEOUT_SECONDS),
+            on_line=reader.feed_audio,
+            what="reading the audio packets",
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ProbeError("reading the audio packets took too long") from exc
+    if captured.returncode != 0:
+        raise ProbeError(last_error_line(captured.stderr.splitlines()))
+    return reader.audio_packets
 
 
 def probe(path: Path, *, settings: Settings) -> MediaInfo:

@@ -29,6 +29,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from render_service import errors, storage
+from render_service.engines.ffmpeg import limits
 from render_service.engines.ffmpeg.commands import safe_input
 from render_service.engines.ffmpeg.models import StillKeys
 from render_service.engines.ffmpeg.runner import last_error_line
@@ -124,34 +125,57 @@ def stills_argv(
     ]
 
 
-def _run(argv: list[str], what: str) -> bytes:
+def _run(argv: list[str], what: str, budget: limits.Budget | None = None) -> bytes:
+    # Raw frames on stdout (bytes), so not the runner's text pipes; the same OS budget all the same.
+    bound = budget or limits.budget(None, timeout=STILLS_TIMEOUT_SECONDS)
     try:
         done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=STILLS_TIMEOUT_SECONDS, check=False
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=STILLS_TIMEOUT_SECONDS,
+            check=False,
+            env=bound.child_env(),
+            preexec_fn=bound.apply,
         )
     except subprocess.TimeoutExpired:
         raise errors.EncodeTimedOut(f"{what} did not finish within {STILLS_TIMEOUT_SECONDS:.0f} s") from None
+    lines = done.stderr.decode(errors="replace").splitlines()
+    if (limit := bound.exceeded(done.returncode, lines, 0.0, what)) is not None:
+        raise limit
     if done.returncode != 0:
-        lines = done.stderr.decode(errors="replace").splitlines()
         raise errors.EncodeFailed(f"{what} failed: {last_error_line(lines)}")
     return done.stdout
 
 
-def _variances(ffmpeg: str, video: Path, times: list[float], *, accurate: bool) -> list[float]:
-    raw = _run(candidates_argv(ffmpeg, video, times, accurate=accurate), "still candidates")
+def _variances(
+    ffmpeg: str, video: Path, times: list[float], *, accurate: bool, budget: limits.Budget | None = None
+) -> list[float]:
+    raw = _run(candidates_argv(ffmpeg, video, times, accurate=accurate), "still candidates", budget)
     tile = _MEASURE_W * _MEASURE_H
     if len(raw) != tile * len(times):
         raise errors.EncodeFailed(f"still candidates: expected {tile * len(times)} bytes, got {len(raw)}")
     return [luma_variance(raw[i * tile : (i + 1) * tile]) for i in range(len(times))]
 
 
-def capture(video: Path, *, duration_seconds: float, width: int, height: int, out_dir: Path, ffmpeg: str) -> Stills:
-    """Writes `poster.jpg` (width x height) and `thumbnail.jpg` into `out_dir` from a representative frame."""
+def capture(
+    video: Path,
+    *,
+    duration_seconds: float,
+    width: int,
+    height: int,
+    out_dir: Path,
+    ffmpeg: str,
+    budget: limits.Budget | None = None,
+) -> Stills:
+    """Writes `poster.jpg` (width x height) and `thumbnail.jpg` into `out_dir` from a representative frame.
+
+    Each ffmpeg runs under `budget` (default: the deployed functions', see `limits.py`)."""
     times = candidate_times(duration_seconds)
-    variances = _variances(ffmpeg, video, times, accurate=False)
+    variances = _variances(ffmpeg, video, times, accurate=False, budget=budget)
     best, accurate = pick(variances), False
     if variances[best] < CONTENT_VARIANCE:
-        exact = _variances(ffmpeg, video, times, accurate=True)
+        exact = _variances(ffmpeg, video, times, accurate=True, budget=budget)
         if exact[pick(exact)] > variances[best]:
             best, accurate = pick(exact), True
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +186,7 @@ def capture(video: Path, *, duration_seconds: float, width: int, height: int, ou
             ffmpeg, video, times[best], accurate=accurate, thumb=thumb, poster_path=poster, thumbnail_path=thumbnail
         ),
         "stills",
+        budget,
     )
     return Stills(poster=poster, thumbnail=thumbnail, at_seconds=times[best], accurate=accurate)
 
@@ -177,11 +202,18 @@ def make_and_upload(
     ffmpeg: str,
     s3: S3Client,
     bucket: str,
+    budget: limits.Budget | None = None,
 ) -> StillKeys | None:
     """Best effort: a render the user paid for is not failed for want of a poster (logged, None)."""
     try:
         stills = capture(
-            video, duration_seconds=duration_seconds, width=width, height=height, out_dir=out_dir, ffmpeg=ffmpeg
+            video,
+            duration_seconds=duration_seconds,
+            width=width,
+            height=height,
+            out_dir=out_dir,
+            ffmpeg=ffmpeg,
+            budget=budget,
         )
         for path, key in ((stills.poster, keys.poster), (stills.thumbnail, keys.thumbnail)):
             s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": "image/jpeg"})

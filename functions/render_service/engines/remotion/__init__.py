@@ -29,9 +29,10 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from render_service import errors
+from render_service.engines.ffmpeg import limits
 from render_service.engines.ffmpeg.models import JoinedOutput, StillKeys
 from render_service.engines.ffmpeg.probe import probe
-from render_service.engines.ffmpeg.stills import make_and_upload
+from render_service.engines.ffmpeg.stills import STILLS_TIMEOUT_SECONDS, make_and_upload
 from render_service.engines.remotion.client import RemotionConfig, RemotionFunction, StartedRender, clients_for
 from render_service.engines.remotion.protocol import Costs, RenderProgress
 from render_service.models.remotion import RemotionRequest
@@ -163,6 +164,7 @@ def deliver(
                 ffmpeg=settings.ffmpeg,
                 s3=s3,
                 bucket=bucket,
+                budget=limits.budget(settings, timeout=STILLS_TIMEOUT_SECONDS),
             )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
