@@ -109,7 +109,7 @@ def test_a_uniform_video_still_gets_its_stills(media: Any, tmp_path: Path) -> No
 def test_stills_that_cannot_be_made_do_not_fail_the_join(
     render: Any, media: Any, upload: Any, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(argv: list[str], what: str) -> bytes:
+    def broken(argv: list[str], what: str, *_: Any) -> bytes:
         raise errors.EncodeFailed(f"{what} failed: a decoder gave up")
 
     monkeypatch.setattr(stills, "_run", broken)
