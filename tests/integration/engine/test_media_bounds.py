@@ -67,13 +67,19 @@ def empty_wav(path: Path) -> Path:
 
 
 def measured(code: str, **values: Any) -> dict[str, Any]:
-    """Run `code` in a fresh Python; it sets `result` (a dict). Adds its peak RSS and its children's."""
+    """Run `code` in a fresh Python; it sets `result` (a dict). Adds its peak RSS and its children's.
+
+    The children's figure is the largest of them, and includes what the fresh Python held when it
+    forked each one (tens of MB): an upper bound on each ffmpeg's own peak.
+    """
     script = (
         "import json, resource, sys\n"
         f"values = json.loads({json.dumps(json.dumps(values))})\n"
         "result = {}\n"
         + textwrap.dedent(code)
-        + "\nresult['self_rss'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        # VmHWM, not RUSAGE_SELF: ru_maxrss survives exec, so it would count the pytest worker.
+        + "\nhwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+        "result['self_rss'] = int(hwm.split()[1]) * 1024\n"
         "result['child_rss'] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
         "print(json.dumps(result))\n"
     )

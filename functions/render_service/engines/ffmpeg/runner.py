@@ -74,7 +74,11 @@ def last_error_line(stderr_lines: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class RunStats:
-    """What one child cost, from the kernel's accounting of that process alone."""
+    """What one child cost, from the kernel's accounting of that process alone (wait4).
+
+    `max_rss_bytes` is at least what the parent held when it forked the child (Linux keeps the
+    pre-exec high-water mark); the budget itself is unaffected, exec starts a new address space.
+    """
 
     max_rss_bytes: int
     cpu_seconds: float
