@@ -109,3 +109,48 @@ def test_copy_chunks_copy_video_and_decode_only_audio(request_of: Any, clip: Any
     assert argv[argv.index("-c:v") + 1] == "copy"
     assert argv[argv.index("-frames:v") + 1] == "60"
     assert "anullsrc" in argv[argv.index("-filter_complex") + 1]  # muted: silence, not the source audio
+
+
+def test_an_image_used_twice_in_a_chunk_is_decoded_once_and_shrunk_first(
+    request_of: Any, image: Any, settings: Settings
+) -> None:
+    sources = {"s3://m/i.png": image()}
+    req = request_of(
+        [
+            {"type": "image", "src": "s3://m/i.png", "duration": 1},
+            {"type": "title", "text": "between", "duration": 1},
+            {"type": "image", "src": "s3://m/i.png", "duration": 1, "fit": "contain"},
+        ]
+    )
+    (argv, _join) = planned_commands(build_plan("r1", req, sources, chunk_seconds=15), settings)
+
+    assert len(_inputs(argv)) == 1
+    graph = argv[argv.index("-filter_complex") + 1]
+    shrink = graph.split(";")[0]
+    # The full-size picture is scaled down before anything else, then shared by both scenes.
+    assert shrink.startswith("[0:v:0]scale=w='min(iw,")
+    assert shrink.endswith("split=2[img0_0][img0_1]")
+
+
+def test_every_decoded_input_has_a_pixel_bound(request_of: Any, clip: Any, image: Any, settings: Settings) -> None:
+    bounded = settings.model_copy(update={"max_image_pixels": 1234, "max_video_pixels": 5678})
+    sources = {"s3://m/a.mp4": clip(size=(320, 180)), "s3://m/i.png": image()}
+    req = request_of([{"type": "clip", "src": "s3://m/a.mp4"}, {"type": "image", "src": "s3://m/i.png"}])
+    (argv, _join) = planned_commands(build_plan("r1", req, sources, chunk_seconds=15), bounded)
+
+    bounds = [argv[i - 7] for i in _inputs(argv)]  # -max_pixels N, then safe_input's six arguments
+    assert [argv[i - 8] for i in _inputs(argv)] == ["-max_pixels", "-max_pixels"]
+    assert bounds == ["5678", "1234"]
+
+
+def test_the_join_loops_the_soundtrack_only_as_often_as_needed() -> None:
+    from render_service.engines.ffmpeg.commands import MAX_SOUNDTRACK_LOOPS, soundtrack_loops
+    from render_service.engines.ffmpeg.models import RenderPlan, SoundtrackSpec, SourceRef
+
+    ref = SourceRef(bucket="b", key="k", size_bytes=1, ext=".mp3", demuxer="mp3", has_audio=True)
+    plan = RenderPlan.model_construct(
+        duration_seconds=95.0, soundtrack=SoundtrackSpec(source=ref, volume=1, fade_out_seconds=0, duration_seconds=30)
+    )
+    assert soundtrack_loops(plan) == 4
+    unknown = plan.model_copy(update={"soundtrack": plan.soundtrack.model_copy(update={"duration_seconds": None})})  # type: ignore[union-attr]
+    assert soundtrack_loops(unknown) == MAX_SOUNDTRACK_LOOPS

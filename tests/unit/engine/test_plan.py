@@ -214,3 +214,12 @@ def test_smart_copy_can_be_switched_off(request_of: Any, clip: Any) -> None:
 
     assert build_plan("r1", request_of(scenes), sources).chunks[0].mode == "copy"
     assert build_plan("r1", request_of(scenes), sources, smart_copy=False).chunks[0].mode == "encode"
+
+
+def test_packets_are_listed_only_around_each_cut_and_windows_that_meet_merge() -> None:
+    from render_service.engines.ffmpeg.plan import MAX_OUTPUT_SECONDS
+    from render_service.engines.ffmpeg.prepare import cut_windows
+
+    assert cut_windows([(5000.0, 1.0)]) == [(4998.0, 5003.0)]
+    assert cut_windows([(0.0, 2.0), (3.0, 1.0), (100.0, 1.0)]) == [(0.0, 6.0), (98.0, 103.0)]
+    assert cut_windows([(10.0, None)]) == [(8.0, 10.0 + MAX_OUTPUT_SECONDS + 2.0)]
