@@ -94,6 +94,7 @@ class SubmissionFailed(ServiceError):
     """The workflow could not be started; the admission was rolled back."""
 
     code = "SUBMISSION_FAILED"
+    retry_after = 1  # nothing was charged: a retry (with the same Idempotency-Key) is safe
 
 
 # --- failures inside a render (they become the job's `error.code`) --------------------

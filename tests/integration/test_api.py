@@ -199,9 +199,10 @@ def test_failed_start_rolls_the_admission_back(call: Call, monkeypatch: pytest.M
     monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:missing")
     get_settings.cache_clear()
     renders.services.cache_clear()
-    status, payload, _ = call("POST", "/renders", body())
+    status, payload, headers = call("POST", "/renders", body())
     assert status == 503
     assert payload["error"]["code"] == "SUBMISSION_FAILED"
+    assert headers["Retry-After"] == "1"  # nothing was charged: retrying is safe
     quota = call("GET", "/quota")[1]
     assert quota["credits"]["balance"] == 100
     assert quota["renders"]["remaining"] == 50
@@ -729,6 +730,31 @@ def test_location_carries_the_stage_or_base_path_the_client_called(
             **{k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()},
         }["Location"]
         assert location == f"{prefix}/renders/{render_id}"
+
+
+def test_an_undocumented_method_is_a_405_with_or_without_a_token(call: Call) -> None:
+    # Nothing to guard on a route that does not exist: the answer is the 405 it is, not a 401.
+    for user in (None, "alice"):
+        status, payload, headers = call("PUT", "/health", user=user)
+        assert (status, payload["error"]["code"], headers["Allow"]) == (405, "METHOD_NOT_ALLOWED", "GET")
+        assert call("PATCH", "/renders/abc", user=user)[0] == 405
+    assert call("GET", "/renders/abc", user=None)[0] == 401
+
+
+@pytest.mark.parametrize("path", ["/renders", "/renders/estimate", "/renders/{id}/download-url", "/uploads"])
+def test_a_json_array_is_not_an_object_body(call: Call, path: str) -> None:
+    """Powertools' validation took the first element of a list for an object parameter, so
+    `[<valid body>, "junk"]` was accepted as the valid body (and `[null]` as no body)."""
+    render_id = call("POST", "/renders", body())[1]["renderId"]
+    first = {
+        "/renders": body(),
+        "/renders/estimate": body(),
+        "/renders/{id}/download-url": None,
+        "/uploads": {"filename": "a.mp4", "contentType": "video/mp4", "sizeBytes": 10},
+    }[path]
+    status, error, _ = call("POST", path.format(id=render_id), [first, "junk"])
+    assert (status, error["error"]["code"]) == (422, "VALIDATION_ERROR"), error
+    assert error["error"]["message"].startswith("body: ")
 
 
 def test_a_known_path_with_an_undocumented_method_is_a_405(call: Call) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from render_service.models.timeline import MAX_SCENES, Output, RenderRequest
+from render_service.models.timeline import MAX_SCENES, Output, RenderRequest, Soundtrack
 
 
 @pytest.mark.parametrize(
@@ -87,3 +88,20 @@ def test_colours_ffmpeg_knows_are_accepted(color: str) -> None:
 def test_unknown_colours_are_refused_at_submission(color: str) -> None:
     with pytest.raises(ValidationError, match="colour name"):
         RenderRequest.model_validate(scenes({"type": "title", "text": "hi", "background": color}))
+
+
+@pytest.mark.parametrize(
+    "src",
+    ["s3://b/k", "s3://b/a/b.mp4", "https://x", "https://example.com/a.mp4", "s3://b/", "s3:///k", "s3://b", "https://",
+     "http://example.com/a", "file:///etc/passwd", "S3://b/k", "", "s3://b/k\n"],
+)  # fmt: skip
+def test_the_documented_src_pattern_is_the_rule(src: str) -> None:
+    """Clients (and the contract run) read the rule from the document: it must be the one applied."""
+    schema = RenderRequest.model_json_schema()["$defs"]["Soundtrack"]["properties"]["src"]
+    documented = re.search(schema["pattern"], src) is not None and len(src) <= schema["maxLength"]
+    try:
+        Soundtrack(src=src)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert accepted is documented, src

@@ -6,20 +6,23 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.models import Server
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
 
 from render_service import errors
+from render_service.api.openapi import BODY, BY_ID, PARAMS, RETRY_AFTER, SECURITY_SCHEMES, finish, operation
 from render_service.logic import pricing, renders
 from render_service.models import api
 from render_service.models.jobs import RenderStatus
@@ -50,13 +53,19 @@ RenderBody = Annotated[AnyRenderRequest, Body(description="An ffmpeg timeline or
 
 def _parse_json(body: str) -> Any:
     """json.loads, with the parser's own limits (nesting depth, digits in an integer) reported as
-    invalid JSON, so they reach the resolver's 400 path and not a 500."""
+    invalid JSON, so they reach the resolver's 400 path and not a 500.
+
+    A top-level array comes back as a tuple: Powertools' validation takes the first element of a
+    list for a parameter that is not a sequence, so `[{...}, "junk"]` would pass as `{...}`. A
+    tuple reaches pydantic whole, which refuses it for an object body (and accepts it for a list).
+    """
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (RecursionError, ValueError) as exc:
         if isinstance(exc, json.JSONDecodeError):
             raise
         raise json.JSONDecodeError(str(exc)[:200], body[:100], 0) from None
+    return tuple(value) if isinstance(value, list) else value
 
 
 def cors_config(origins: str) -> CORSConfig:
@@ -78,24 +87,28 @@ def cors_config(origins: str) -> CORSConfig:
 # CDK sets this from the same context key as API Gateway's preflight (corsAllowedOrigins).
 CORS = cors_config(os.environ.get("CORS_ALLOWED_ORIGINS", "*"))
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_parse_json, cors=CORS)
-app.enable_swagger(
-    path="/docs",
+app.configure_openapi(
     title="Render service",
     version="1.0.0",
     description=(
         "Render videos from timelines (ffmpeg) or Remotion compositions in the background; "
-        "poll or listen for completion."
+        "poll or listen for completion. "
+        'Every error is `{"error": {"code", "message", "details"}}`, the message starting with the field.'
     ),
+    security_schemes=SECURITY_SCHEMES,
 )
 
 ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,80}$", description="The render id returned by POST /renders.")]
-ERRORS: dict[int, Any] = {
-    code: {
-        "description": code.phrase,
-        "content": {"application/json": {"schema": api.ErrorResponse.model_json_schema()}},
-    }
-    for code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY)
-}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        description="A retry with the same key returns the same render and is charged once; "
+        "the same key with another body is a 422 (`IDEMPOTENCY_CONFLICT`). Kept for 24 hours.",
+    ),
+]
 
 
 def _error(
@@ -138,7 +151,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             errors.PayloadTooLarge.code,
             f"body: must be at most {MAX_BODY_BYTES} bytes",
         )
-    elif (method, path) not in PUBLIC_ROUTES and method != "OPTIONS":  # CORS preflight carries no token
+    elif _protected(method, path):
         claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
         if not claims.get("sub"):
             refusal = _error(HTTPStatus.UNAUTHORIZED, errors.Unauthorized.code, "Authorization: missing or invalid")
@@ -151,6 +164,14 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         event = {**event, "headers": {**headers, "Content-Type": "application/json"}}
         event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
     return app.resolve(event, context)
+
+
+def _protected(method: str, path: str) -> bool:
+    """A route that exists and is not public. Anything else has nothing to guard, and the resolver
+    answers it (a 405 with `Allow` for a known path, a 404, or a CORS preflight, which carries no token)."""
+    if (method, path) in PUBLIC_ROUTES:
+        return False
+    return any(method in methods for pattern, methods in _route_methods() if pattern.fullmatch(path))
 
 
 def body_bytes(body: str, *, base64_encoded: bool) -> int:
@@ -179,7 +200,7 @@ def _proxy_response(refusal: Response[Any], event: dict[str, Any]) -> dict[str, 
 def _service_error(exc: errors.ServiceError) -> Response[Any]:
     status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), HTTPStatus.INTERNAL_SERVER_ERROR)
     retry_after = getattr(exc, "retry_after", None)
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    headers = {RETRY_AFTER: str(retry_after)} if retry_after is not None else None
     if status >= 500:
         logger.error("service error", extra={"code": exc.code, "error": exc.message})
     return _error(status, exc.code, exc.message, exc.details, headers)
@@ -276,22 +297,74 @@ HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "opti
 # --- routes ----------------------------------------------------------------------------
 
 
-@app.get("/health", tags=["ops"])
+@app.get("/health", tags=["ops"], **operation("getHealth", "Health check", public=True))
 def health() -> api.Health:
     return api.Health()
 
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[str]:
-    return Response(200, "application/json", app.get_openapi_json_schema(title="Render service", version="1.0.0"))
+    return Response(200, "application/json", _document(_base_path()))
 
 
-@app.post("/renders", tags=["renders"], responses={202: {"description": "Accepted"}, **ERRORS})
-def create_render(request: RenderBody) -> Response[api.RenderCreated]:
-    key = app.current_event.headers.get("idempotency-key") or app.current_event.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 128:
-        raise errors.InvalidRequest("Idempotency-Key: must be 1 to 128 characters")
-    created = renders.submit(user_id(), request, key)
+@app.get("/docs", include_in_schema=False)
+def docs() -> Response[str]:
+    # Powertools' own Swagger route would render a second document (its servers ignore base path
+    # mappings); this one shows exactly what /openapi.json serves.
+    spec = _document(_base_path()).replace("</", "<\\/")  # the spec is inlined in a <script>
+    js, css = _swagger_assets()
+    return Response(200, "text/html", generate_swagger_html(spec, js, css, "", None, persist_authorization=True))
+
+
+@cache
+def _swagger_assets() -> tuple[str, str]:
+    from pathlib import Path as FilePath  # noqa: PLC0415 (only the docs route reads the bundled files)
+
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui  # noqa: PLC0415
+
+    folder = FilePath(swagger_ui.__file__).parent
+    return (
+        (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (folder / "swagger-ui.min.css").read_text(encoding="utf-8"),
+    )
+
+
+@lru_cache(maxsize=8)
+def _document(base_path: str) -> str:
+    """The document, with the server the caller reached it through (`/v1` on the execute-api
+    domain, a base path mapping or `/` on a custom domain, `/` locally), relative so it holds
+    on any host."""
+    schema = json.loads(app.get_openapi_json_schema(servers=[Server(url=base_path or "/")]))
+    return json.dumps(finish(schema), indent=2)
+
+
+CREATED_HEADERS = {
+    "Location": {
+        "description": "The render's URL, with the stage or base path the client called.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
+
+@app.post(
+    "/renders",
+    tags=["renders"],
+    **operation(
+        "createRender",
+        "Submit a render",
+        *BODY,
+        402,
+        409,
+        429,
+        503,
+        status=HTTPStatus.ACCEPTED,
+        description="Admitted: the render is queued and runs in the background.",
+        headers=CREATED_HEADERS,
+    ),
+)
+def create_render(request: RenderBody, idempotency_key: IdempotencyKey = None) -> Response[api.RenderCreated]:
+    created = renders.submit(user_id(), request, idempotency_key)
     return Response(
         status_code=HTTPStatus.ACCEPTED,
         content_type="application/json",
@@ -308,7 +381,9 @@ def _base_path() -> str:
     return full[: -len(route)] if route and full.endswith(route) else ""
 
 
-@app.post("/renders/estimate", tags=["renders"])
+@app.post(
+    "/renders/estimate", tags=["renders"], **operation("estimateRender", "Price a render without submitting it", *BODY)
+)
 def estimate_render(request: RenderBody) -> api.Estimate:
     caller = user_id()
     settings = renders.services().settings
@@ -316,7 +391,7 @@ def estimate_render(request: RenderBody) -> api.Estimate:
     return pricing.estimate(request, settings)
 
 
-@app.get("/renders", tags=["renders"], responses=ERRORS)
+@app.get("/renders", tags=["renders"], **operation("listRenders", "List your renders, newest first", *PARAMS))
 def list_renders(
     subjectType: Annotated[str | None, Query(pattern=r"^(movie|generation|clip)$")] = None,
     subjectId: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")] = None,
@@ -332,37 +407,51 @@ def list_renders(
     )
 
 
-@app.post("/renders/cancel", tags=["renders"])
+@app.post(
+    "/renders/cancel",
+    tags=["renders"],
+    **operation("cancelSubjectRenders", "Cancel every active render of a subject", *BODY, 503),
+)
 def cancel_subject(body: api.CancelBySubject) -> api.CancelledRenders:
     return renders.cancel_subject(user_id(), body.subject)
 
 
-@app.get("/renders/<renderId>", tags=["renders"], responses=ERRORS)
+@app.get("/renders/<renderId>", tags=["renders"], **operation("getRender", "Get a render", *BY_ID))
 def get_render(renderId: ID) -> api.RenderView:
     return renders.get(user_id(), renderId)
 
 
-@app.delete("/renders/<renderId>", tags=["renders"])
+@app.delete(
+    "/renders/<renderId>",
+    tags=["renders"],
+    **operation("deleteRenderOutput", "Delete a render's output (the record stays)", *BY_ID, 409, 410),
+)
 def delete_render_output(renderId: ID) -> api.RenderView:
     return renders.delete_output(user_id(), renderId)
 
 
-@app.post("/renders/<renderId>/cancel", tags=["renders"])
+@app.post(
+    "/renders/<renderId>/cancel", tags=["renders"], **operation("cancelRender", "Cancel a render", *BY_ID, 409, 503)
+)
 def cancel_render(renderId: ID) -> api.RenderView:
     return renders.cancel(user_id(), renderId)
 
 
-@app.post("/renders/<renderId>/download-url", tags=["renders"])
+@app.post(
+    "/renders/<renderId>/download-url",
+    tags=["renders"],
+    **operation("createDownloadUrl", "Sign a download link for a render's output", *BY_ID, *BODY, 409, 410),
+)
 def create_download_url(renderId: ID, body: api.DownloadUrlRequest | None = None) -> api.DownloadUrl:
     caller = user_id()
     return renders.download_url(caller, renderId, (body or api.DownloadUrlRequest()).expiresInSeconds)
 
 
-@app.get("/quota", tags=["account"])
+@app.get("/quota", tags=["account"], **operation("getQuota", "Your limits, usage and credits"))
 def get_quota() -> api.QuotaView:
     return renders.quota(user_id())
 
 
-@app.post("/uploads", tags=["account"])
+@app.post("/uploads", tags=["account"], **operation("createUpload", "Get a presigned upload for a source", *BODY, 429))
 def create_upload(body: api.UploadRequest) -> api.UploadTicket:
     return renders.create_upload(user_id(), body)

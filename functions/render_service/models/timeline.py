@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from render_service.fonts import DEFAULT_FAMILY, FontFamily
 
@@ -76,23 +76,28 @@ TransitionType = Literal[
 ]  # fmt: skip
 
 
+# The shape of a source, as the document states it (the same regex checks it here). Which buckets
+# and hosts may be read is policy, checked at submit (logic/pricing.py, urls.py).
+SRC_PATTERN = r"^(s3://[^/]+/[\s\S]+|https://[\s\S]+)$"
+
+
 def _check_src(value: str) -> str:
     if len(value) > MAX_SRC_CHARS:
         raise ValueError(f"must be at most {MAX_SRC_CHARS} characters")
+    if re.search(SRC_PATTERN, value):
+        return value
     if value.startswith("s3://"):
-        bucket, _, key = value[5:].partition("/")
-        if not bucket or not key:
-            raise ValueError("must be s3://<bucket>/<key>")
-        return value
-    if value.startswith("https://") and len(value) > 8:
-        return value
+        raise ValueError("must be s3://<bucket>/<key>")
     raise ValueError("must be an s3:// or https:// URL")
 
 
 Src = Annotated[
     str,
     AfterValidator(_check_src),
-    Field(description="`s3://bucket/key` in an allowed bucket, or a public `https://` URL."),
+    Field(
+        description="`s3://bucket/key` in an allowed bucket, or a public `https://` URL.",
+        json_schema_extra={"pattern": SRC_PATTERN, "maxLength": MAX_SRC_CHARS},
+    ),
 ]
 
 
@@ -103,7 +108,19 @@ def _check_color(value: str) -> str:
 
 
 Color = Annotated[
-    str, AfterValidator(_check_color), Field(max_length=24, description="`#rrggbb`, `#rrggbbaa` or a colour name.")
+    str,
+    AfterValidator(_check_color),
+    # The document lists the names (as ffmpeg spells them), so generated clients know what is accepted;
+    # the API also takes them in any case (`Navy`), as ffmpeg does.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _HEX_COLOR.pattern},
+                {"type": "string", "enum": sorted(COLOR_NAMES)},
+            ],
+            "description": "`#rrggbb`, `#rrggbbaa` or a colour name.",
+        }
+    ),
 ]
 
 
@@ -119,7 +136,7 @@ class SceneBase(ApiModel):
 
 
 class ClipScene(SceneBase):
-    type: Literal["clip"] = "clip"
+    type: Literal["clip"]
     src: Src
     trimStart: float = Field(0.0, ge=0, le=86400, description="Seconds skipped at the start of the source.")
     duration: float | None = Field(
@@ -131,7 +148,7 @@ class ClipScene(SceneBase):
 
 
 class TitleScene(SceneBase):
-    type: Literal["title"] = "title"
+    type: Literal["title"]
     text: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
     duration: float = Field(3.0, gt=0, le=60)
     color: Color = "white"
@@ -143,7 +160,7 @@ class TitleScene(SceneBase):
 
 
 class ImageScene(SceneBase):
-    type: Literal["image"] = "image"
+    type: Literal["image"]
     src: Src
     duration: float = Field(3.0, gt=0, le=60)
     fit: Fit = Fit.cover

@@ -100,7 +100,7 @@ def test_animation_lengths_fit_the_scene() -> None:
 
 
 def test_the_api_knows_the_animations_and_bundled_families() -> None:
-    scene = TitleScene(text="x", animation="typewriter", fontFamily="Lato")
+    scene = TitleScene(type="title", text="x", animation="typewriter", fontFamily="Lato")
     assert (scene.animation, scene.fontFamily) == ("typewriter", "Lato")
     with pytest.raises(ValidationError, match="fontFamily"):
         TitleScene.model_validate({"text": "x", "fontFamily": "Comic Sans"})
