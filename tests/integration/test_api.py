@@ -840,7 +840,7 @@ def test_remotion_without_a_configured_function_is_a_503_that_counts_and_charges
         ({"framesPerLambda": 2}, "framesPerLambda", 422),
         ({"output": {"width": 2560, "height": 1440}}, "output.width", 422),
         ({"output": {"width": 1920, "height": 1920}}, "output", 422),
-        ({"output": {"width": 1279, "height": 720}}, "output", 422),
+        ({"output": {"width": 1279, "height": 720}}, "output.width", 422),
         ({"output": {"codec": "prores"}}, "output.codec", 422),
         ({"output": {"crf": 60}}, "output.crf", 422),
         ({"kind": "trailer"}, "kind", 422),

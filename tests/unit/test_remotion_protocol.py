@@ -75,7 +75,7 @@ def test_progress_and_cancel_live_side_by_side_in_remotions_bucket() -> None:
     [
         ({"output": {"width": 3840, "height": 2160}}, "width"),
         ({"output": {"width": 1921, "height": 1080}}, "width"),
-        ({"output": {"width": 1279, "height": 720}}, "even"),
+        ({"output": {"width": 1279, "height": 720}}, "multiple of 2"),  # H.264 4:2:0 needs even sides
         ({"output": {"width": 1920, "height": 1920}}, "1920x1080"),
         ({"framesPerLambda": 3}, "framesPerLambda"),
         ({"concurrency": 201}, "concurrency"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from render_service.models.timeline import ApiModel, Subject
 
@@ -43,21 +43,43 @@ KIND_LIMITS = {
 
 
 class RemotionOutput(ApiModel):
+    # The rule across width and height, in the document too (JSON Schema has no "min of two
+    # fields"): one side of at most 1080, where an absent width is 1920 and an absent height 1080.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["width"], "properties": {"width": {"maximum": MAX_SHORT_SIDE}}},
+                {"properties": {"height": {"maximum": MAX_SHORT_SIDE}}},
+            ]
+        }
+    )
+
     codec: Literal["h264"] = Field("h264", description="Remotion's `codec`; the output is an MP4.")
     crf: int | None = Field(None, ge=1, le=51, description="Remotion's `crf` for h264 (1-51); absent: its default.")
-    width: int = Field(1920, ge=16, le=MAX_LONG_SIDE, description="Even; the long side at most 1920, the short 1080.")
-    height: int = Field(1080, ge=16, le=MAX_LONG_SIDE, description="Even; see width.")
+    # Even, as H.264 4:2:0 needs.
+    width: int = Field(
+        1920, ge=16, le=MAX_LONG_SIDE, multiple_of=2, description="Even; the long side at most 1920, the short 1080."
+    )
+    height: int = Field(1080, ge=16, le=MAX_LONG_SIDE, multiple_of=2, description="Even; see width.")
 
     @model_validator(mode="after")
     def _fits(self) -> RemotionOutput:
-        if self.width % 2 or self.height % 2:
-            raise ValueError("output.width and output.height must be even (H.264 4:2:0)")
         if min(self.width, self.height) > MAX_SHORT_SIDE:
             raise ValueError(f"output: {self.width}x{self.height} is larger than 1920x1080 (or 1080x1920)")
         return self
 
 
 class RemotionRequest(ApiModel):
+    # framesPerLambda and concurrency exclude each other; the document says so as well.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["framesPerLambda", "concurrency"],
+                "properties": {"framesPerLambda": {"type": "integer"}, "concurrency": {"type": "integer"}},
+            }
+        }
+    )
+
     engine: Literal["remotion"]
     subject: Subject | None = None
     kind: RemotionKind = Field(description="`clip`: at most 20 s. `movie`: at most 120 s and 20 inputProps.scenes.")
