@@ -13,7 +13,7 @@ from constructs import Construct
 from pydantic import ValidationError
 
 from infra.constructs.api import RenderApi
-from infra.constructs.data import RenderData
+from infra.constructs.data import OutputRetention, RenderData
 from infra.constructs.delivery import RenderDelivery
 from infra.constructs.functions import RenderFunctions, RenderLimits
 from infra.constructs.layers import DEFAULT_LAYERS_DIR, RenderLayers
@@ -41,6 +41,7 @@ class RenderServiceConfig:
     api_throttling_burst_limit: int = 100
     event_archive_days: int = 30
     inputs_retention_days: int = 30
+    output_retention: OutputRetention = field(default_factory=OutputRetention)
     limits: RenderLimits = field(default_factory=RenderLimits)
     # The team's Remotion Lambda; None: `engine: "remotion"` is refused with a 503.
     remotion: RemotionDeployment | None = None
@@ -62,6 +63,7 @@ class RenderServiceConfig:
 
         defaults = cls()
         limit_defaults = RenderLimits()
+        retention_defaults = OutputRetention()
         return cls(
             architecture=str(get("architecture", defaults.architecture)),
             allowed_source_buckets=_strings(get("allowedSourceBuckets", [])),
@@ -72,6 +74,13 @@ class RenderServiceConfig:
             api_throttling_burst_limit=int(get("apiThrottlingBurstLimit", defaults.api_throttling_burst_limit)),
             event_archive_days=int(get("eventArchiveDays", defaults.event_archive_days)),
             inputs_retention_days=int(get("inputsRetentionDays", defaults.inputs_retention_days)),
+            output_retention=OutputRetention(
+                default_days=int(get("outputRetentionDays", retention_defaults.default_days)),
+                classes=tuple(
+                    int(days) for days in _strings(get("retentionClasses", list(retention_defaults.classes)))
+                ),
+                reminder_hours=float(get("expiryReminderHours", retention_defaults.reminder_hours)),
+            ),
             limits=RenderLimits(
                 rate_limits=_rate_limits(scope),
                 max_active_renders=int(get("maxActiveRenders", limit_defaults.max_active_renders)),
@@ -107,6 +116,7 @@ class RenderServiceStack(Stack):
             cors_allowed_origins=config.cors_allowed_origins,
             inputs_retention=Duration.days(config.inputs_retention_days),
             removal_policy=removal_policy,
+            output_retention=config.output_retention,
         )
         self.notifications = RenderNotifications(
             self, "Notifications", archive_retention=Duration.days(config.event_archive_days)
@@ -120,6 +130,7 @@ class RenderServiceStack(Stack):
             data=self.data,
             bus=self.notifications.bus,
             limits=config.limits,
+            output_retention=config.output_retention,
             allowed_source_buckets=config.allowed_source_buckets,
             cors_allowed_origins=config.cors_allowed_origins,
         )

@@ -2,7 +2,8 @@
 
 `Source` and `DetailType` are a public contract: apps write rules against them.
 - source `render-service`
-- detail types `Render Started`, `Render Succeeded`, `Render Failed`, `Render Cancelled`
+- detail types `Render Started`, `Render Succeeded`, `Render Failed`, `Render Cancelled`,
+  `Render Expiring`
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class DetailType(StrEnum):
     succeeded = "Render Succeeded"
     failed = "Render Failed"
     cancelled = "Render Cancelled"
+    expiring = "Render Expiring"  # a while before the output expires (see reminders.py)
 
 
 class PublishFailed(Exception):

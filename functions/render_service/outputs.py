@@ -1,12 +1,12 @@
 """A finished render's output as its owner sees it: the MP4 and its stills, and links to them.
 
 One home for the links so that every path that shows an output (GET, the list) signs the same
-objects for the same time.
+objects for the same time, and none past the output's expiry (see retention.py).
 """
 
 from __future__ import annotations
 
-from render_service import clients, links, storage
+from render_service import clients, links, retention, storage
 from render_service.models import api
 from render_service.models.jobs import RenderJob, RenderStatus
 from render_service.settings import Settings
@@ -20,12 +20,15 @@ def view(job: RenderJob, settings: Settings, *, check_output: bool = False) -> a
         return None
     url = expires = poster = thumbnail = None
     # Only links that work: the object may have been removed outside the API (lifecycle, ops).
+    expired = retention.expired(output)
     if (
         job.status == RenderStatus.complete
         and not output.deleted
+        and not expired
         and (not check_output or storage.exists(clients.s3(), settings.bucket_name, output.key))
     ):
-        ttl = settings.download_url_ttl_seconds
+        # Never a link that outlives the output.
+        ttl = retention.link_seconds(output, settings.download_url_ttl_seconds)
         url, expires = links.output_url(output.key, ttl, filename=f"{job.render_id}.mp4")
         # Stills are shown inline (an <img>, a <video poster>), so no attachment disposition.
         poster = links.output_url(output.poster_key, ttl)[0] if output.poster_key else None
@@ -40,4 +43,6 @@ def view(job: RenderJob, settings: Settings, *, check_output: bool = False) -> a
         width=output.width,
         height=output.height,
         deleted=output.deleted,
+        retainedUntil=output.retained_until,
+        expired=expired,
     )

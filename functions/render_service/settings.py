@@ -54,6 +54,16 @@ class Settings(BaseModel):
     cdn_key_pair_id: str = Field("", validation_alias="CDN_KEY_PAIR_ID")
     cdn_private_key_secret: str = Field("", validation_alias="CDN_PRIVATE_KEY_SECRET")
 
+    # Retention of finished outputs (MP4 and stills), enforced by the bucket's lifecycle rules: one
+    # rule per class, so a user's longer retention must be one of the deployment's classes.
+    output_retention_days: int = Field(7, ge=1, le=3650, validation_alias="OUTPUT_RETENTION_DAYS")
+    retention_classes: tuple[int, ...] = Field((30,), validation_alias="RETENTION_CLASSES")
+    # "Render Expiring" goes out this long before an output expires; 0: no reminders.
+    expiry_reminder_hours: float = Field(48, ge=0, le=24 * 3650, validation_alias="EXPIRY_REMINDER_HOURS")
+    # How long a retention day lasts. S3's is 86400 s; the local stack shortens it to see expiry
+    # and reminders happen (moto runs no lifecycle rules, see the README).
+    retention_day_seconds: int = Field(86400, ge=1, le=86400, validation_alias="RETENTION_DAY_SECONDS")
+
     ffmpeg_path: str = Field("", validation_alias="FFMPEG_PATH")
     # Media bounds, checked while planning (see engines/ffmpeg/limits.py). 50 MP covers phone
     # photos (48 MP); 4096x4096 covers DCI 4K and vertical 4K video.
@@ -90,11 +100,18 @@ class Settings(BaseModel):
         windows = legacy_rate_window(data.get("RATE_LIMIT_RENDERS"), data.get("RATE_LIMIT_WINDOW_SECONDS"))
         return rest | {"RATE_LIMITS": windows}
 
-    @field_validator("allowed_source_buckets", mode="before")
+    @field_validator("allowed_source_buckets", "retention_classes", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("retention_classes")
+    @classmethod
+    def _retention_days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 1 <= days <= 3650 for days in value):
+            raise ValueError("every retention class must be 1 to 3650 days")
         return value
 
     @model_validator(mode="after")
@@ -103,6 +120,11 @@ class Settings(BaseModel):
         if any(given) and not all(given):
             raise ValueError("CDN_DOMAIN, CDN_KEY_PAIR_ID and CDN_PRIVATE_KEY_SECRET go together")
         return self
+
+    @property
+    def retention_day_classes(self) -> tuple[int, ...]:
+        """Every retention an output may have, in days: the default and the longer classes."""
+        return tuple(sorted({self.output_retention_days, *self.retention_classes}))
 
     @property
     def remotion_configured(self) -> bool:

@@ -17,7 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.constructs import acknowledge, cfn, default_policy, nag_text
-from infra.constructs.data import RenderData
+from infra.constructs.data import OutputRetention, RenderData
 from infra.constructs.delivery import RenderDelivery
 from infra.constructs.layers import RUNTIME, RenderLayers
 from render_service.models.rates import DEFAULT_RATE_WINDOWS, RateWindow, rate_windows_json
@@ -86,6 +86,7 @@ class FunctionSpec:
     read: Sequence[str] = ()
     put: Sequence[str] = ()
     delete: Sequence[str] = ()
+    tag: Sequence[str] = ()  # s3:PutObjectTagging only (the retention class, see render_service/retention.py)
     put_events: bool = True
     # DynamoDB. None: read/write on the table and its indexes (grant_read_write_data). Otherwise only
     # these actions, on the table itself (no index), on items whose partition key matches RENDER_ITEMS.
@@ -173,6 +174,7 @@ class RenderFunctions(Construct):
         bus: events.IEventBus,
         limits: RenderLimits,
         allowed_source_buckets: Sequence[str],
+        output_retention: OutputRetention | None = None,
         cors_allowed_origins: Sequence[str] = ("*",),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -197,7 +199,8 @@ class RenderFunctions(Construct):
         )
         sources = {"ALLOWED_SOURCE_BUCKETS": ",".join(allowed_source_buckets)}
         quota = limits.quota_env()
-        workflow = {**quota, **limits.pacing_env()}
+        retention = (output_retention or OutputRetention()).env()
+        workflow = {**quota, **limits.pacing_env(), **retention}
         handlers = "render_service.handlers"
 
         self.chunk_worker = self._add(
@@ -304,8 +307,9 @@ class RenderFunctions(Construct):
                 description="Workflow: complete the job (one transaction), announce, clear work/<id>/",
                 timeout=Duration.minutes(1),
                 environment=workflow,
-                read=(RENDERS,),  # presigned GET of the output; ListBucket, to clear work/<id>/
+                read=(RENDERS,),  # presigned GET and HEAD (its creation time) of the output; ListBucket
                 delete=(RENDERS, WORK),  # the orphaned output when a cancel won; work/<id>/
+                tag=(RENDERS,),  # the output's retention class, which picks its lifecycle rule
             ),
         )
         self.mark_failed = self._add(
@@ -342,6 +346,24 @@ class RenderFunctions(Construct):
                 timeout=Duration.minutes(2),
             ),
         )
+        self.remind_expiring = self._add(
+            builder,
+            "RemindExpiring",
+            FunctionSpec(
+                handler=f"{handlers}.reminders.remind_expiring",
+                description="Scheduled: announces Render Expiring for outputs that expire soon",
+                environment=workflow,
+                timeout=Duration.minutes(5),
+                read=(RENDERS,),  # the reminder carries a download link (S3-presigned when no CDN)
+            ),
+        )
+        events.Rule(
+            self,
+            "ReminderSchedule",
+            description="Expiry reminders (see RemindExpiring)",
+            schedule=events.Schedule.rate(Duration.hours(1)),
+            targets=[targets.LambdaFunction(self.remind_expiring, retry_attempts=2)],
+        )
         # Every 5 minutes; AcquireSlot sweeps earlier too, but only when the same user renders again.
         events.Rule(
             self,
@@ -371,6 +393,7 @@ class RenderFunctions(Construct):
             "ChunkWorker": self.chunk_worker,
             "Reconcile": self.reconcile,
             "SweepLostRenders": self.sweep_lost_renders,
+            "RemindExpiring": self.remind_expiring,
         }
 
     def connect_workflow(self, state_machine: sfn.StateMachine) -> None:
@@ -413,7 +436,7 @@ class RenderFunctions(Construct):
             "CDN_KEY_PAIR_ID": delivery.public_key.public_key_id,
             "CDN_PRIVATE_KEY_SECRET": delivery.secret.secret_arn,
         }
-        for function in (self.api, self.complete_render, self.mark_failed):
+        for function in (self.api, self.complete_render, self.mark_failed, self.remind_expiring):
             for name, value in environment.items():
                 function.add_environment(name, value)
             delivery.secret.grant_read(function)
@@ -441,7 +464,13 @@ class RenderFunctions(Construct):
             bucket.grant_put(function, pattern)
         for pattern in spec.delete:
             bucket.grant_delete(function, pattern)
-        for pattern in {*spec.read, *spec.put, *spec.delete}:
+        if spec.tag:
+            iam.Grant.add_to_principal(
+                grantee=function,
+                actions=["s3:PutObjectTagging"],
+                resource_arns=[bucket.arn_for_objects(pattern) for pattern in spec.tag],
+            )
+        for pattern in {*spec.read, *spec.put, *spec.delete, *spec.tag}:
             self._acknowledge_wildcard(
                 function,
                 f"Resource::{nag_text(self, bucket.arn_for_objects(pattern))}",

@@ -19,6 +19,7 @@ protocol runs under the configured function name, with its bucket, unless `remot
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import importlib
 import io
@@ -35,6 +36,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 
 from infra.local.iam import LeadingKeyGuard
+from infra.local.lifecycle import ExpirationRule, LocalLifecycle
 from infra.local.template import ACCOUNT, REGION, Template
 from render_service.settings import LEGACY_RATE_VARIABLES
 
@@ -60,6 +63,9 @@ EVENTS_QUEUE = "render-events-tap"
 # Policy knobs a person may set when starting the local stack (`RATE_LIMIT_RENDERS=2 make serve`);
 # they win over the values synthesized into the template.
 POLICY_VARIABLES = (
+    # The retention classes are the template's (each needs its lifecycle rule); their clock is not.
+    "EXPIRY_REMINDER_HOURS",
+    "RETENTION_DAY_SECONDS",
     "RATE_LIMITS",
     *LEGACY_RATE_VARIABLES,
     "MAX_ACTIVE_RENDERS",
@@ -305,7 +311,7 @@ class LocalCloud:
         ).raise_for_status()
         self._deploy()
         self._stopping.clear()
-        if self.status_rules or self.scheduled_rules:
+        if self.status_rules or self.scheduled_rules or self.lifecycle.rules:
             self._watcher = threading.Thread(target=self._watch_executions, name="sfn-status-events", daemon=True)
             self._watcher.start()
         from render_service import clients
@@ -429,6 +435,7 @@ class LocalCloud:
         self.table_name = environment["TABLE_NAME"]
         self.bucket_name = environment["BUCKET_NAME"]
         self.event_bus_name = environment["EVENT_BUS_NAME"]
+        self.lifecycle = self._lifecycle()
         self._tap_events()
 
     def _deploy_remotion(self, environment: dict[str, str], role_arn: str, code: bytes) -> dict[str, str]:
@@ -459,6 +466,21 @@ class LocalCloud:
         )
         return environment | remotion
 
+    @property
+    def day_seconds(self) -> int:
+        """The retention day of the functions' settings: shortened, it speeds up schedules and expiry alike."""
+        return int(self.environment.get("RETENTION_DAY_SECONDS") or 86400)
+
+    def _lifecycle(self) -> LocalLifecycle:
+        """moto stores lifecycle rules but never runs them: the watcher applies the service bucket's."""
+        rules: list[ExpirationRule] = []
+        for logical_id, props in self.template.of_type("AWS::S3::Bucket"):
+            if self.template.refs.get(logical_id) == self.bucket_name:
+                rules = ExpirationRule.from_template(
+                    props.get("LifecycleConfiguration", {}).get("Rules", []), output_day_seconds=self.day_seconds
+                )
+        return LocalLifecycle(self.client("s3"), self.bucket_name, rules)
+
     def _execution_status_rules(self) -> list[tuple[frozenset[str], list[str]]]:
         """The template's rules on Step Functions status events, as (statuses, target functions)."""
         rules = []
@@ -481,7 +503,9 @@ class LocalCloud:
                 continue
             amount, unit = expression[5:-1].split()
             targets = [self.template.resolve(target["Arn"]).rsplit(":", 1)[-1] for target in props.get("Targets", [])]
-            rules.append((float(amount) * units[unit.rstrip("s")], targets))
+            # On the settings' clock: a shortened retention day shortens the hourly reminder run too.
+            period = float(amount) * units[unit.rstrip("s")] * self.day_seconds / 86400
+            rules.append((max(1.0, period), targets))
         return rules
 
     def _watch_executions(self) -> None:
@@ -491,7 +515,13 @@ class LocalCloud:
         announced: set[str] = set()
         watched = sorted(set().union(*(statuses for statuses, _ in self.status_rules)))
         due = [time.monotonic() + period for period, _ in self.scheduled_rules]
+        # A look at the bucket every "minute" of the retention day (every second when it is short).
+        lifecycle_period, lifecycle_due = max(1.0, self.day_seconds / 1440), time.monotonic()
         while not self._stopping.wait(1.0):
+            if time.monotonic() >= lifecycle_due:
+                lifecycle_due += lifecycle_period
+                with contextlib.suppress(BotoCoreError, ClientError):
+                    self.lifecycle.expire(datetime.now(UTC))
             for i, (period, targets) in enumerate(self.scheduled_rules):
                 if time.monotonic() >= due[i]:
                     due[i] += period
@@ -569,11 +599,14 @@ class LocalCloud:
 
 def _reset_caches() -> None:
     """Module-level caches built from the previous environment (a second LocalCloud in one process)."""
+    from render_service import reminders, retention
     from render_service.engines.remotion.client import clients_for
     from render_service.logic import renders
     from render_service.workflow import steps
 
     clients_for.cache_clear()  # clients of the previous moto server's endpoint
+    retention.service.cache_clear()
+    reminders.reminders.cache_clear()
     renders.services.cache_clear()
     renders._idempotent_submit.cache_clear()
     steps.steps.cache_clear()

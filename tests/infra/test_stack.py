@@ -13,6 +13,7 @@ from infra.constructs.functions import RenderLimits
 from infra.constructs.layers import LayersNotBuiltError
 from infra.stack import RenderServiceConfig, RenderServiceStack, cdk_json_context
 from render_service.models.rates import RateWindow
+from render_service.retention import TAG_KEY
 from render_service.settings import Settings
 
 HANDLERS = {
@@ -26,6 +27,7 @@ HANDLERS = {
     "ChunkWorker": "render_service.handlers.chunk_worker.handler",
     "Reconcile": "render_service.handlers.workflow.reconcile",
     "SweepLostRenders": "render_service.handlers.workflow.sweep_lost_renders",
+    "RemindExpiring": "render_service.handlers.reminders.remind_expiring",
     "SigningKeyGenerator": "render_service.handlers.signing_key.handler",
 }
 FFMPEG_FUNCTIONS = {"StartRender", "FinalizeRender", "ChunkWorker"}
@@ -40,8 +42,9 @@ WORKFLOW_FUNCTIONS = {
     "MarkFailed",
     "Reconcile",
     "SweepLostRenders",
+    "RemindExpiring",
 }
-TASK_FUNCTIONS = WORKFLOW_FUNCTIONS - {"Reconcile", "SweepLostRenders"}
+TASK_FUNCTIONS = WORKFLOW_FUNCTIONS - {"Reconcile", "SweepLostRenders", "RemindExpiring"}
 # The functions that run ffmpeg on untrusted media: only these DynamoDB actions, only on job and chunk items.
 RENDER_ITEM_ACTIONS = {
     "ChunkWorker": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
@@ -139,7 +142,7 @@ def definition(template: Template) -> dict[str, Any]:
 # --- data ------------------------------------------------------------------------------
 
 
-def test_table_is_on_demand_with_pitr_ttl_and_three_all_projected_gsis(template: Template) -> None:
+def test_table_is_on_demand_with_pitr_ttl_and_four_all_projected_gsis(template: Template) -> None:
     _, table = only(template, "AWS::DynamoDB::Table")
     props = table["Properties"]
     assert table["DeletionPolicy"] == "Retain"
@@ -152,7 +155,7 @@ def test_table_is_on_demand_with_pitr_ttl_and_three_all_projected_gsis(template:
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
     gsis = {g["IndexName"]: g for g in props["GlobalSecondaryIndexes"]}
-    assert set(gsis) == {"GSI1", "GSI2", "GSI3"}
+    assert set(gsis) == {"GSI1", "GSI2", "GSI3", "GSI4"}
     for name, gsi in gsis.items():
         assert gsi["KeySchema"] == [
             {"AttributeName": f"{name}PK", "KeyType": "HASH"},
@@ -160,7 +163,7 @@ def test_table_is_on_demand_with_pitr_ttl_and_three_all_projected_gsis(template:
         ]
         assert gsi["Projection"] == {"ProjectionType": "ALL"}
     attributes = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert attributes == dict.fromkeys(("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK"), "S")
+    assert attributes == dict.fromkeys(("PK", "SK", *(f"GSI{n}{k}" for n in range(1, 5) for k in ("PK", "SK"))), "S")
 
 
 def test_media_bucket_is_private_encrypted_logged_with_lifecycle_and_cors(template: Template) -> None:
@@ -754,6 +757,78 @@ def test_context_switches_architecture_retention_and_optional_parts(build_stack:
     assert rules["ExpireInputs"]["ExpirationInDays"] == 7
 
 
+def retention_settings(env: dict[str, Any]) -> Settings:
+    """What a function's settings make of the retention variables the stack gave it."""
+    names = ("OUTPUT_RETENTION_DAYS", "RETENTION_CLASSES", "EXPIRY_REMINDER_HOURS")
+    assert set(names) <= set(env)
+    return Settings.model_validate({"TABLE_NAME": "t", "BUCKET_NAME": "b", **{n: env[n] for n in names}})
+
+
+def test_outputs_expire_by_lifecycle_rules_one_per_retention_class(template: Template) -> None:
+    _, bucket = only_media_bucket(template)
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    for days in (7, 30):
+        rule = rules[f"ExpireRenders{days}Days"]
+        assert rule["Status"] == "Enabled"
+        assert rule["ExpirationInDays"] == days
+        # The tag CompleteRender sets (render_service.retention), only under renders/.
+        assert rule["Prefix"] == "renders/"
+        assert rule["TagFilters"] == [{"Key": TAG_KEY, "Value": str(days)}]
+    # Untagged outputs (from before retention) go too, after the longest class, never sooner.
+    backstop = rules["ExpireUntaggedRenders"]
+    assert (backstop["Prefix"], backstop["ExpirationInDays"], "TagFilters" in backstop) == ("renders/", 30, False)
+    # The functions keep outputs under the same classes the rules expire.
+    env = functions_by_name(template)["CompleteRender"][1]["Environment"]["Variables"]
+    settings = retention_settings(env)
+    assert settings.retention_day_classes == (7, 30)
+    assert settings.expiry_reminder_hours == 48
+
+
+def test_only_complete_render_tags_outputs_and_the_reminder_runs_hourly(template: Template) -> None:
+    functions = functions_by_name(template)
+    for name, (logical_id, props) in functions.items():
+        statements = policy_statements(template, logical_id, props)
+        tagging = {
+            json.dumps(resource)
+            for s in statements
+            if "s3:PutObjectTagging" in as_list(s["Action"])
+            for resource in as_list(s["Resource"])
+        }
+        if name == "CompleteRender":
+            assert len(tagging) == 1
+            assert "/renders/*" in next(iter(tagging))
+            assert {"s3:PutObject"}.isdisjoint(actions_on(statements, "/renders/*"))
+        elif name not in {"FinalizeRender", "ChunkWorker", "StartRender", "Api"}:  # grant_put includes tagging
+            assert not tagging, name
+    reminder_id = functions["RemindExpiring"][0]
+    schedules = [
+        rule["Properties"]
+        for rule in resources(template, "AWS::Events::Rule").values()
+        if reminder_id in json.dumps(rule["Properties"].get("Targets", []))
+    ]
+    assert [s["ScheduleExpression"] for s in schedules] == ["rate(1 hour)"]
+
+
+def test_retention_context_sets_the_rules_and_the_functions_settings(build_stack: Any) -> None:
+    context = {"outputRetentionDays": 3, "retentionClasses": [14, 90], "expiryReminderHours": 12}
+    template = Template.from_stack(build_stack(context))
+    _, bucket = only_media_bucket(template)
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert {i: r["ExpirationInDays"] for i, r in rules.items() if i.startswith("ExpireRenders")} == {
+        "ExpireRenders3Days": 3,
+        "ExpireRenders14Days": 14,
+        "ExpireRenders90Days": 90,
+    }
+    assert rules["ExpireUntaggedRenders"]["ExpirationInDays"] == 90
+    env = functions_by_name(template)["RemindExpiring"][1]["Environment"]["Variables"]
+    settings = retention_settings(env)
+    assert (settings.retention_day_classes, settings.expiry_reminder_hours) == ((3, 14, 90), 12)
+    from_cli = RenderServiceConfig.from_context(App(context={"retentionClasses": "14, 90"}))
+    assert from_cli.output_retention.classes == (14, 90)
+    with pytest.raises(ValueError, match="retentionClasses"):
+        RenderServiceConfig.from_context(App(context={"retentionClasses": [0]}))
+
+
 def test_missing_layers_fail_with_a_hint_to_build_them(tmp_path: Any) -> None:
     app = App(context=cdk_json_context())
     config = RenderServiceConfig(layers_dir=tmp_path)
@@ -929,7 +1004,7 @@ def test_the_functions_that_hand_out_links_sign_them_with_the_stacks_key(templat
     secret_id, _ = only(template, "AWS::SecretsManager::Secret")
     for name, (logical_id, props) in functions.items():
         env = props["Environment"]["Variables"]
-        signs = name in {"Api", "CompleteRender", "MarkFailed"}
+        signs = name in {"Api", "CompleteRender", "MarkFailed", "RemindExpiring"}
         assert ("CDN_DOMAIN" in env) == signs, name
         reads_secret = any(
             "secretsmanager:GetSecretValue" in json.dumps(s.get("Action")) and secret_id in json.dumps(s["Resource"])

@@ -8,11 +8,15 @@
 | counters    | USER#<user>               | COUNTERS                  |
 | credits     | CREDITS#<user>            | BALANCE / LEDGER#<ts>#<id>|
 
-GSI1 is a user's history, GSI2 the renders of one subject, GSI3 (sparse) the active renders.
+| retention   | USER#<user>               | RETENTION                 |
+
+GSI1 is a user's history, GSI2 the renders of one subject, GSI3 (sparse) the active renders,
+GSI4 (sparse) the completed renders still to be reminded of their expiry, by when.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +28,9 @@ _deserializer = TypeDeserializer()
 RENDER_SK = "RENDER"
 COUNTERS_SK = "COUNTERS"
 BALANCE_SK = "BALANCE"
+RETENTION_SK = "RETENTION"
 ACTIVE_PARTITION = "ACTIVE"
+EXPIRING_PARTITION = "EXPIRING"
 
 
 def render_pk(render_id: str) -> str:
@@ -72,6 +78,8 @@ def key(pk: str, sk: str) -> dict[str, Any]:
 def _to_dynamo(value: Any) -> Any:
     if isinstance(value, float):
         return Decimal(str(value))
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds")
     if isinstance(value, dict):
         return {k: _to_dynamo(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):

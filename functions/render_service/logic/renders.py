@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from render_service import clients, links, outputs, storage
+from render_service import clients, links, outputs, retention, storage
 from render_service.data.accounting import Accounting, Limits
 from render_service.data.renders import RenderRepository
 from render_service.errors import (
@@ -289,14 +289,22 @@ def _complete_output(user_id: str, render_id: str) -> tuple[RenderJob, str]:
     job = svc.renders.get_owned(render_id, user_id)
     if job.status != RenderStatus.complete or job.output is None:
         raise RenderNotComplete(f"render {render_id} is {job.status}, not complete")
-    if job.output.deleted or not storage.exists(clients.s3(), svc.settings.bucket_name, job.output.key):
+    output = job.output
+    if (
+        output.deleted
+        or retention.expired(output)
+        or not storage.exists(clients.s3(), svc.settings.bucket_name, output.key)
+    ):
         raise OutputGone(f"the output of render {render_id} has expired or been deleted")
     return job, job.output.key
 
 
 def download_url(user_id: str, render_id: str, expires_in: int) -> api.DownloadUrl:
     job, key = _complete_output(user_id, render_id)
-    url, expires = links.output_url(key, expires_in, filename=f"{job.render_id}.mp4")
+    assert job.output is not None
+    url, expires = links.output_url(
+        key, retention.link_seconds(job.output, expires_in), filename=f"{job.render_id}.mp4"
+    )
     return api.DownloadUrl(url=url, expiresAt=expires)
 
 

@@ -38,7 +38,11 @@ class OutputView(BaseModel):
     durationSeconds: float
     width: int | None = None
     height: int | None = None
-    deleted: bool = False
+    deleted: bool = Field(False, description="Removed by `DELETE /renders/{id}`.")
+    retainedUntil: datetime | None = Field(
+        None, description="When the output (MP4 and stills) expires and is deleted; no link outlives it."
+    )
+    expired: bool = Field(False, description="Past `retainedUntil`: the record stays, links are refused (410).")
 
 
 class ErrorView(BaseModel):

@@ -58,6 +58,9 @@ class OutputObject(BaseModel):
     # Beside the MP4 (see storage.py); None for outputs made before stills, or when making them failed.
     poster_key: str | None = None
     thumbnail_key: str | None = None
+    # Set when the render completes (see retention.py); None for outputs from before retention.
+    retention_days: int | None = None
+    retained_until: datetime | None = None
 
 
 class EngineCosts(BaseModel):

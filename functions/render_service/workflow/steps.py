@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from render_service import clients, errors, links, storage
+from render_service import clients, errors, links, retention, storage
 from render_service.data.accounting import Accounting, ExecutionSeen
 from render_service.data.renders import RenderRepository
 from render_service.engines import ffmpeg as engine
@@ -257,6 +257,7 @@ class Steps:
         if job.status == RenderStatus.complete:
             finished = job  # a retry after the write: announce again rather than never
         else:
+            result = retention.service().retain(job.user_id, result)  # tagged for expiry; until when
             actual_cost = pricing.cost(job.request, result.duration_seconds, self.settings)
             try:
                 finished = self.accounting.finish(
@@ -265,6 +266,7 @@ class Steps:
             except errors.RenderAlreadyFinished:
                 self._discard_output(render_id)  # cancelled while the join ran
                 raise
+        retention.service().schedule_reminder(finished)
         self._announce_success(finished)
         return {"status": finished.status.value}
 
@@ -278,7 +280,8 @@ class Steps:
         assert job.output is not None
         s3 = clients.s3()
         bucket = self.settings.bucket_name
-        url, expires = links.output_url(job.output.key, self.settings.download_url_ttl_seconds)
+        ttl = retention.link_seconds(job.output, self.settings.download_url_ttl_seconds)
+        url, expires = links.output_url(job.output.key, ttl)
         output = {
             "bucket": bucket,
             "key": job.output.key,
@@ -288,6 +291,7 @@ class Steps:
             "durationSeconds": job.output.duration_seconds,
             "posterKey": job.output.poster_key,
             "thumbnailKey": job.output.thumbnail_key,
+            "retainedUntil": job.output.retained_until.isoformat() if job.output.retained_until else None,
         }
         self._announce(DetailType.succeeded, event_detail(job, output=output))
         storage.delete_prefix(s3, bucket, storage.work_prefix(job.render_id))
