@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -14,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constructs import acknowledge, cfn, nag_text
+from render_service import errors
 
 # (path, method). The Powertools resolver in the API function owns the behaviour behind each.
 PROTECTED_ROUTES: tuple[tuple[str, str], ...] = (
@@ -34,6 +36,44 @@ PUBLIC_ROUTES: tuple[tuple[str, str], ...] = (
     ("/docs", "GET"),
 )
 EXTRA_CORS_HEADERS = ["Idempotency-Key"]
+
+
+@dataclass(frozen=True)
+class GatewayError:
+    response_type: apigw.ResponseType
+    code: str
+    # A fixed message, or None for API Gateway's own ($context.error.messageString is a quoted JSON string).
+    message: str | None = None
+    status: str | None = None  # None keeps API Gateway's status for the type
+    headers: dict[str, str] = field(default_factory=dict)  # values are quoted literals, as API Gateway wants
+
+    @property
+    def template(self) -> str:
+        message = json.dumps(self.message) if self.message is not None else "$context.error.messageString"
+        return f'{{"error": {{"code": "{self.code}", "message": {message}, "details": null}}}}'
+
+
+GATEWAY_ERRORS: dict[str, GatewayError] = {
+    # The Cognito authorizer refused the token (missing, expired, another pool's).
+    "Unauthorized": GatewayError(
+        apigw.ResponseType.UNAUTHORIZED, errors.Unauthorized.code, "Authorization: missing or invalid"
+    ),
+    # API Gateway's 403 for a path or method it has no route for: a 404 as the API itself answers.
+    "NoRoute": GatewayError(
+        apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, errors.RenderNotFound.code, "no such route", status="404"
+    ),
+    # Stage throttling, on any route: the 429 the document promises, with its Retry-After.
+    "Throttled": GatewayError(
+        apigw.ResponseType.THROTTLED,
+        errors.RateLimited.code,
+        "too many requests to the API; retry shortly",
+        headers={"Retry-After": "'1'"},
+    ),
+    "TooLarge": GatewayError(apigw.ResponseType.REQUEST_TOO_LARGE, errors.PayloadTooLarge.code, "body: too large"),
+    # Anything else API Gateway answers itself keeps its status; its type is the code.
+    "Default4xx": GatewayError(apigw.ResponseType.DEFAULT_4_XX, "$context.error.responseType"),
+    "Default5xx": GatewayError(apigw.ResponseType.DEFAULT_5_XX, "$context.error.responseType"),
+}
 
 
 class RenderApi(Construct):
@@ -135,17 +175,17 @@ class RenderApi(Construct):
             f"AwsSolutions-IAM4[Policy::{nag_text(self, push_to_logs.managed_policy_arn)}]",
             "API Gateway's account-wide logging role; AWS maintains this managed policy for exactly that purpose.",
         )
-        # Errors from API Gateway itself (401 from the authorizer, throttling) must carry CORS too,
-        # or the browser hides them from the frontend.
+        # Errors from API Gateway itself (401 from the authorizer, throttling, unknown routes) come in
+        # the API's one error shape, as /openapi.json documents them, and carry CORS too, or the
+        # browser hides them from the frontend.
         allow_origin = "*" if "*" in cors_allowed_origins else cors_allowed_origins[0]
-        for name, response_type in (
-            ("Default4xx", apigw.ResponseType.DEFAULT_4_XX),
-            ("Default5xx", apigw.ResponseType.DEFAULT_5_XX),
-        ):
+        for name, spec in GATEWAY_ERRORS.items():
             self.rest_api.add_gateway_response(
                 name,
-                type=response_type,
-                response_headers={"Access-Control-Allow-Origin": f"'{allow_origin}'"},
+                type=spec.response_type,
+                status_code=spec.status,
+                response_headers={"Access-Control-Allow-Origin": f"'{allow_origin}'", **spec.headers},
+                templates={"application/json": spec.template},
             )
 
         # One resource-policy statement for the whole API instead of one per method.

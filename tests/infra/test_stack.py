@@ -642,13 +642,31 @@ def test_user_pool_is_admin_only_with_a_strong_password_policy(template: Templat
     template.has_resource_properties("AWS::Cognito::UserPoolClient", {"GenerateSecret": False})
 
 
-def test_gateway_errors_carry_cors_headers(template: Template) -> None:
-    responses = resources(template, "AWS::ApiGateway::GatewayResponse")
-    assert {r["Properties"]["ResponseType"] for r in responses.values()} == {"DEFAULT_4XX", "DEFAULT_5XX"}
-    for response in responses.values():
-        assert response["Properties"]["ResponseParameters"] == {
-            "gatewayresponse.header.Access-Control-Allow-Origin": "'*'"
-        }
+def test_gateway_errors_come_in_the_error_shape_with_cors(template: Template) -> None:
+    """What API Gateway answers itself (the authorizer's 401, throttling, unknown routes) is what
+    /openapi.json documents: `{"error": {code, message, details}}`, readable by the browser."""
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources(template, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) == {
+        "UNAUTHORIZED", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "REQUEST_TOO_LARGE", "DEFAULT_4XX", "DEFAULT_5XX"
+    }  # fmt: skip
+    for kind, props in responses.items():
+        assert props["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+        # API Gateway substitutes $context.error.* with JSON-quoted strings.
+        body = props["ResponseTemplates"]["application/json"]
+        body = body.replace("$context.error.messageString", '"Unauthorized"').replace(
+            "$context.error.responseType", kind
+        )
+        error = json.loads(body)["error"]
+        assert set(error) == {"code", "message", "details"}, kind
+    assert (
+        json.loads(responses["UNAUTHORIZED"]["ResponseTemplates"]["application/json"])["error"]["code"]
+        == "UNAUTHORIZED"
+    )
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    assert responses["THROTTLED"]["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
 
 
 # --- observability ---------------------------------------------------------------------

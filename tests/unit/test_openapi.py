@@ -11,19 +11,20 @@ import pytest
 from render_service.api.app import STATUS_BY_ERROR, _document
 from render_service.api.openapi import ERROR_STATUSES
 
-# What each operation answers besides its success. A route that starts answering another status
-# must say so in its `operation(...)`, and schemathesis (tests/e2e/test_contract.py) checks it does.
+# What each operation answers (429 everywhere: API Gateway's stage throttling, deployed). A route that
+# starts answering another status must say so in its `operation(...)`, and schemathesis
+# (tests/e2e/test_contract.py) checks that it does.
 ANSWERS = {
-    ("get", "/health"): {200},
+    ("get", "/health"): {200, 429},
     ("post", "/renders"): {202, 400, 401, 402, 409, 413, 422, 429, 503},
-    ("post", "/renders/estimate"): {200, 400, 401, 413, 422},
-    ("get", "/renders"): {200, 401, 422},
-    ("post", "/renders/cancel"): {200, 400, 401, 413, 422, 503},
-    ("get", "/renders/{renderId}"): {200, 401, 404, 422},
-    ("delete", "/renders/{renderId}"): {200, 401, 404, 409, 410, 422},
-    ("post", "/renders/{renderId}/cancel"): {200, 401, 404, 409, 422, 503},
-    ("post", "/renders/{renderId}/download-url"): {200, 400, 401, 404, 409, 410, 413, 422},
-    ("get", "/quota"): {200, 401},
+    ("post", "/renders/estimate"): {200, 400, 401, 413, 422, 429},
+    ("get", "/renders"): {200, 401, 422, 429},
+    ("post", "/renders/cancel"): {200, 400, 401, 413, 422, 429, 503},
+    ("get", "/renders/{renderId}"): {200, 401, 404, 422, 429},
+    ("delete", "/renders/{renderId}"): {200, 401, 404, 409, 410, 422, 429},
+    ("post", "/renders/{renderId}/cancel"): {200, 401, 404, 409, 422, 429, 503},
+    ("post", "/renders/{renderId}/download-url"): {200, 400, 401, 404, 409, 410, 413, 422, 429},
+    ("get", "/quota"): {200, 401, 429},
     ("post", "/uploads"): {200, 400, 401, 413, 422, 429},
 }
 PUBLIC = {("get", "/health")}
@@ -133,3 +134,12 @@ def test_submit_documents_the_idempotency_key_and_location(doc: dict[str, Any]) 
 @pytest.mark.parametrize(("base_path", "server"), [("", "/"), ("/v1", "/v1"), ("/renders-api", "/renders-api")])
 def test_the_server_is_the_path_the_document_was_reached_through(base_path: str, server: str) -> None:
     assert json.loads(_document(base_path))["servers"] == [{"url": server}]
+
+
+def test_links_lead_to_operations_that_exist(doc: dict[str, Any]) -> None:
+    ids = {op["operationId"]: op for _, _, op in operations(doc)}
+    created = doc["paths"]["/renders"]["post"]["responses"]["202"]["links"]
+    assert created
+    for link in created.values():
+        target = ids[link["operationId"]]
+        assert set(link["parameters"]) == {p["name"] for p in target["parameters"] if p["in"] == "path"}

@@ -22,7 +22,16 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from render_service import errors
-from render_service.api.openapi import BODY, BY_ID, PARAMS, RETRY_AFTER, SECURITY_SCHEMES, finish, operation
+from render_service.api.openapi import (
+    BODY,
+    BY_ID,
+    PARAMS,
+    RETRY_AFTER,
+    SECURITY_SCHEMES,
+    finish,
+    links_to_render,
+    operation,
+)
 from render_service.logic import pricing, renders
 from render_service.models import api
 from render_service.models.jobs import RenderStatus
@@ -361,6 +370,7 @@ CREATED_HEADERS = {
         status=HTTPStatus.ACCEPTED,
         description="Admitted: the render is queued and runs in the background.",
         headers=CREATED_HEADERS,
+        links=links_to_render(("getRender", "cancelRender", "createDownloadUrl", "deleteRenderOutput")),
     ),
 )
 def create_render(request: RenderBody, idempotency_key: IdempotencyKey = None) -> Response[api.RenderCreated]:

@@ -45,7 +45,10 @@ ERROR_STATUSES: dict[int, str] = {
         "`INVALID_REQUEST` (a policy refusal naming the field), "
         "`IDEMPOTENCY_CONFLICT` (a key reused with another body)."
     ),
-    429: "`RATE_LIMITED` (`details: {limit, seconds, resetAt}` name the full window) or `TOO_MANY_QUEUED`.",
+    429: (
+        "`RATE_LIMITED` (`details: {limit, seconds, resetAt}` name the full window, or none when it is the "
+        "API's own request throttling, deployed, on any route) or `TOO_MANY_QUEUED`."
+    ),
     503: (
         "`SUBMISSION_FAILED` (nothing was charged) or `BUSY` (too many concurrent writes for the account), "
         "both with `Retry-After`; `ENGINE_NOT_CONFIGURED`."
@@ -77,21 +80,30 @@ def operation(
     status: int = 200,
     description: str | None = None,
     headers: dict[str, dict[str, Any]] | None = None,
+    links: dict[str, dict[str, Any]] | None = None,
     public: bool = False,
 ) -> dict[str, Any]:
     """The resolver's route arguments for one operation: its id, summary, the bearer scheme (unless
     `public`), the success response (its schema comes from the route's return type) and one error
-    response per status, all of them the error shape. Every protected route can answer 401."""
+    response per status, all of them the error shape. Every protected route can answer 401, and
+    every route 429: deployed, API Gateway throttles the stage (infra/constructs/api.py)."""
     success: dict[str, Any] = {"description": description or HTTPStatus(status).phrase}
     if headers:
         success["headers"] = headers
-    statuses = sorted(set(errors) | (set() if public else {401}))
+    if links:
+        success["links"] = links
+    statuses = sorted({*errors, 429} | (set() if public else {401}))
     return {
         "operation_id": operation_id,
         "summary": summary,
         "security": None if public else PROTECTED,
         "responses": {status: success, **{code: error_response(code) for code in statuses}},
     }
+
+
+def links_to_render(operation_ids: tuple[str, ...], render_id: str = "$response.body#/renderId") -> dict[str, Any]:
+    """OpenAPI links from a response that names a render to the operations on it."""
+    return {op: {"operationId": op, "parameters": {"renderId": render_id}} for op in operation_ids}
 
 
 def finish(document: dict[str, Any]) -> dict[str, Any]:
