@@ -15,7 +15,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install layers synth demo serve test test-unit test-integration test-infra test-e2e lint format bench deploy clean
+.PHONY: help install layers synth demo serve test test-unit test-integration test-infra test-e2e lint format bench bench-engine load deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -61,8 +61,14 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: synth ## Benchmarks, each compared against a baseline in the same run
+bench: synth ## End-to-end benchmarks over the local stack's HTTP API vs the naive single ffmpeg (BENCH_SCALE=0.1 for a short run)
+	PATH="$(NODE_BIN):$$PATH" $(BIN)/python -m infra.local.bench
+
+bench-engine: synth ## Engine micro-benchmarks (pytest-benchmark): smart copy vs re-encode, chunked vs single pass
 	PATH="$(NODE_BIN):$$PATH" $(BIN)/pytest tests/bench --benchmark-only -p no:xdist
+
+load: synth ## 100 users submitting tiny renders at once on the local stack (LOAD_USERS=10 for a short run)
+	PATH="$(NODE_BIN):$$PATH" $(BIN)/python -m infra.local.load
 
 deploy: synth ## cdk deploy into the current AWS account (CLI pinned to v2)
 	# The wheel's own `npx` shim cannot find npm's CLI, so run npm's npx-cli.js with its node.
