@@ -757,6 +757,21 @@ def test_a_json_array_is_not_an_object_body(call: Call, path: str) -> None:
     assert error["error"]["message"].startswith("body: ")
 
 
+@pytest.mark.parametrize(
+    ("scene", "engine", "field"),
+    [
+        ({"type": "video", "src": CLIP}, "ffmpeg", "timeline.scenes.0.type"),
+        ({"src": CLIP}, "ffmpeg", "timeline.scenes.0.type"),
+        ({"type": "clip", "src": CLIP}, "x", "engine"),
+    ],
+)
+def test_an_unknown_tag_is_reported_at_its_own_field(call: Call, scene: Any, engine: str, field: str) -> None:
+    """The engine union and the scenes' union both refuse unknown tags; each names its own field."""
+    status, error, _ = call("POST", "/renders/estimate", body(engine=engine, timeline={"scenes": [scene]}))
+    assert (status, error["error"]["code"]) == (422, "VALIDATION_ERROR")
+    assert error["error"]["message"].startswith(f"{field}: "), error
+
+
 def test_a_known_path_with_an_undocumented_method_is_a_405(call: Call) -> None:
     status, payload, headers = call("PATCH", "/renders/abc")
     assert (status, payload["error"]["code"]) == (405, "METHOD_NOT_ALLOWED")

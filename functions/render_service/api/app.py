@@ -225,12 +225,21 @@ def _field(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _union_field(error: Any) -> str:
+    where = _field(error.get("loc", ()))
+    tag = (error.get("ctx") or {}).get("discriminator", "")
+    if where == "body":
+        return "engine"
+    return f"{where}.{tag.strip(chr(39))}" if tag else where
+
+
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response[Any]:
     problems = [
         {
-            # An unknown or missing engine is reported by the union, at the body.
-            "field": "engine" if e.get("type", "").startswith("union_tag_") else _field(e.get("loc", ())),
+            # An unknown or missing engine is reported by the union, at the body; a scene's unknown
+            # or missing `type` by the scenes' union, at the scene (`timeline.scenes.0.type`).
+            "field": _union_field(e) if e.get("type", "").startswith("union_tag_") else _field(e.get("loc", ())),
             "rule": e.get("msg", ""),
             "type": e.get("type"),
         }
