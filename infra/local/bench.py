@@ -431,13 +431,20 @@ def projection(rows: list[Row]) -> dict[str, Any]:
             continue
         for minutes in (1, 3, 10):
             seconds = minutes * 60.0
-            copy = case.startswith("smart")
-            n_chunks = 1 if copy else math.ceil(seconds / CHUNK_SECONDS)
-            chunk_cpu = per_second * (seconds if copy else CHUNK_SECONDS)
-            transfer = (seconds if copy else CHUNK_SECONDS) * bitrate_mb_per_s * 2 / S3_MB_PER_SECOND
-            chunk_wall = COLD_START_SECONDS + transfer + chunk_cpu / LAMBDA_VCPU
-            join_wall = seconds * bitrate_mb_per_s * 2 / S3_MB_PER_SECOND + 1.0
-            wall = 2.0 + chunk_wall + DEPLOYED_POLL_SECONDS + join_wall
+            transfer = seconds * bitrate_mb_per_s * 2 / S3_MB_PER_SECOND  # sources in, output out
+            if case.startswith("smart"):
+                # A remux: no chunk worker and no poll wait; FinalizeRender does all of it.
+                n_chunks, chunk_cpu = 0, 0.0
+                chunk_wall = 0.0
+                join_wall = COLD_START_SECONDS + transfer + per_second * seconds / LAMBDA_VCPU + 1.0
+                wall = 2.0 + join_wall
+            else:
+                n_chunks = math.ceil(seconds / CHUNK_SECONDS)
+                chunk_cpu = per_second * CHUNK_SECONDS
+                chunk_transfer = CHUNK_SECONDS * bitrate_mb_per_s * 2 / S3_MB_PER_SECOND
+                chunk_wall = COLD_START_SECONDS + chunk_transfer + chunk_cpu / LAMBDA_VCPU
+                join_wall = transfer + 1.0
+                wall = 2.0 + chunk_wall + DEPLOYED_POLL_SECONDS + join_wall
             gb_seconds = LAMBDA_GB * (n_chunks * chunk_wall + join_wall + 2.0)
             cost = gb_seconds * PRICE_GB_SECOND + (n_chunks + 6) * PRICE_REQUEST + 12 * PRICE_TRANSITION
             out[f"{case}, {minutes} min"] = {"chunks": n_chunks, "chunk_cpu_seconds": round(chunk_cpu, 2),
@@ -451,8 +458,9 @@ PROJECTION_NOTES = (
     f"standard at ${PRICE_TRANSITION * 1000:.3f} per 1,000 transitions (12 per render); every chunk worker "
     f"cold ({COLD_START_SECONDS} s), chunks of {CHUNK_SECONDS:.0f} s all in parallel (no concurrency limit hit), "
     f"S3 at {S3_MB_PER_SECOND:.0f} MB/s per function and 5 Mbit/s video; StartRender 2 s, one "
-    f"{DEPLOYED_POLL_SECONDS:.0f} s poll wait, the join at S3 speed plus 1 s. The smart path is one copy "
-    "chunk per clip run in parallel, projected here as one chunk of the whole length (the slowest case). "
+    f"{DEPLOYED_POLL_SECONDS:.0f} s poll wait, the join at S3 speed plus 1 s. "
+    "The smart path is a remux (no chunk worker, no poll wait): one FinalizeRender reads the sources, "
+    "copies the video and encodes the audio, cold, at the scenario's CPU per output second. "
     "CPU per output second is this run's ffmpeg CPU for the scenario, on this machine's cores."
 )
 

@@ -83,6 +83,58 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, float]]:
     return made
 
 
+def test_matching_whole_clips_are_remuxed_with_no_chunk_worker_and_no_poll_wait(
+    stack: tuple[LocalCloud, Gateway], tmp_path: Path
+) -> None:
+    cloud, gateway = stack
+    client = Client(gateway.url, "e2e-remux")
+    scenes = []
+    for index, pattern in enumerate(("testsrc2", "smptehdbars", "testsrc2")):
+        path = tmp_path / f"hd{index}.mp4"
+        subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+             "-f", "lavfi", "-i", f"{pattern}=size=1280x720:rate=30:duration=1",
+             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1",
+             "-c:v", "libx264", "-preset", "superfast", "-profile:v", "high", "-g", "30", "-pix_fmt", "yuv420p",
+             "-c:a", "aac", "-ac", "2", "-shortest", str(path)],
+            check=True,
+        )  # fmt: skip
+        scenes.append({"type": "clip", "src": client.upload(path)})
+    created = client.post("/renders", {"timeline": {"scenes": scenes}, "output": {"resolution": "720p", "fps": 30}})
+    assert created.status_code == 202, created.text
+    render_id = created.json()["renderId"]
+
+    render, progress = client.wait(render_id)
+    assert render["status"] == "complete", render
+    assert progress == sorted(progress)
+    video = tmp_path / "remuxed.mp4"
+    video.write_bytes(requests.get(render["output"]["url"], timeout=30).content)
+    with av.open(str(video)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 90  # every frame decodes
+
+    chunks = cloud.client("dynamodb").query(
+        TableName=cloud.table_name,
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :chunk)",
+        ExpressionAttributeValues={":pk": {"S": f"RENDER#{render_id}"}, ":chunk": {"S": "CHUNK#"}},
+    )["Items"]
+    assert len(chunks) == 3
+    # Done at birth, never dispatched to a worker, each the staged source itself.
+    assert {(c["status"]["S"], c["attempts"]["N"]) for c in chunks} == {("done", "0")}
+    assert all(c["key"]["S"].startswith(f"work/{render_id}/sources/") for c in chunks)
+    sfn = cloud.client("stepfunctions")
+    history = sfn.get_execution_history(
+        executionArn=cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
+    )["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered.count("PollRender") == 1
+    started = next(
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in history
+        if e.get("stateExitedEventDetails", {}).get("name") == "StartRender"
+    )
+    assert started["progress"]["waitSeconds"] == 0
+
+
 def test_health_and_auth_over_http(stack: tuple[LocalCloud, Gateway]) -> None:
     _, gateway = stack
     assert requests.get(f"{gateway.url}/health", timeout=10).json() == {"status": "ok"}

@@ -372,7 +372,9 @@ class RenderRepository:
                             "spec": chunk.spec,
                             "status": chunk.status.value,
                             "attempts": 0,
-                            "framesDone": 0,
+                            "framesDone": chunk.frames_done,
+                            # A remux plan's chunks are done at birth, their key the staged source.
+                            **({"key": chunk.key} if chunk.key else {}),
                         }
                     ),
                     ConditionExpression="attribute_not_exists(PK)",

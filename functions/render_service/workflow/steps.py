@@ -129,6 +129,27 @@ class Steps:
             Body=plan.model_dump_json().encode(),
             ContentType="application/json",
         )
+        if plan.remux:
+            # Nothing to render: each scene is a staged source as it is, and FinalizeRender
+            # remuxes them. The chunks are recorded done (their key is the source) and the
+            # workflow goes straight on: no worker, no poll wait.
+            self.renders.put_chunks(
+                [
+                    Chunk(
+                        render_id=render_id,
+                        index=spec.index,
+                        frames=spec.frames,
+                        spec=spec.model_dump_json(),
+                        status=ChunkStatus.done,
+                        frames_done=spec.frames,
+                        key=spec.sources[0].key,
+                    )
+                    for spec in plan.chunks
+                ]
+            )
+            self.renders.record_progress(render_id, _RENDER_END, Phase.finalizing)
+            logger.info("render planned as a remux", extra={"render_id": render_id, "scenes": len(plan.chunks)})
+            return {"status": "done", "progress": _RENDER_END, "waitSeconds": 0}
         self.renders.put_chunks(
             [
                 Chunk(render_id=render_id, index=spec.index, frames=spec.frames, spec=spec.model_dump_json())

@@ -165,15 +165,10 @@ def render(s3: Any, settings: Settings, tmp_path: Path) -> Callable[..., Rendere
         # Round-trip through JSON, as the workflow stores specs in DynamoDB.
         plan = RenderPlan.model_validate_json(plan.model_dump_json())
         progress: dict[int, list[int]] = {c.index: [] for c in plan.chunks}
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            keys = list(
-                pool.map(
-                    lambda spec: render_chunk(
-                        spec, s3=s3, bucket=SERVICE_BUCKET, settings=settings, on_progress=progress[spec.index].append
-                    ),
-                    plan.chunks,
-                )
-            )
+        if plan.remux:  # as StartRender does: no chunk worker, the staged sources are the chunks
+            keys = [spec.sources[0].key for spec in plan.chunks]
+        else:
+            keys = _render_chunks(plan, s3, settings, progress)
         dest = f"renders/u/{render_id}.mp4"
         info = join_chunks(plan, keys, dest, s3=s3, bucket=SERVICE_BUCKET, settings=settings, stills=stills)
         local = tmp_path / f"{render_id}.mp4"
@@ -181,6 +176,18 @@ def render(s3: Any, settings: Settings, tmp_path: Path) -> Callable[..., Rendere
         return Rendered(plan=plan, info=info, path=local, progress=progress)
 
     return run
+
+
+def _render_chunks(plan: RenderPlan, s3: Any, settings: Settings, progress: dict[int, list[int]]) -> list[str]:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(
+            pool.map(
+                lambda spec: render_chunk(
+                    spec, s3=s3, bucket=SERVICE_BUCKET, settings=settings, on_progress=progress[spec.index].append
+                ),
+                plan.chunks,
+            )
+        )
 
 
 @dataclass(frozen=True)

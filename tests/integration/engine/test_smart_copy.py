@@ -101,3 +101,73 @@ def test_copied_and_encoded_chunks_join_into_one_decodable_file(
     assert media_check.frame_spread(result.path, 15) > 100  # title
     assert media_check.frame_spread(result.path, 60) > 100  # copied pattern
     assert media_check.frame_rgb(result.path, 120)[0] > 200  # encoded red
+
+
+def _beeping_clip(path: Any, *, seconds: float, beep_at: float, size: str = "1280x720") -> Any:
+    """H.264 High (B-frames, an edit list) + AAC whose only sound is a 1 kHz beep at `beep_at`."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    beep = f"if(between(t,{beep_at},{beep_at + 0.1}),0.8*sin(2*PI*1000*t),0)"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=s={size}:r=30:d={seconds}",
+         "-f", "lavfi", "-i", f"aevalsrc='{beep}':s=48000:c=stereo:d={seconds}",
+         "-c:v", "libx264", "-preset", "superfast", "-g", "30", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-ac", "2", "-shortest", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def _onsets(path: Any, threshold: float = 0.2) -> list[float]:
+    """Where each beep starts in the decoded audio (seconds): the first loud sample after a quiet spell."""
+    from array import array
+
+    import av
+
+    values: list[float] = []
+    with av.open(str(path)) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=48000)
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                values.extend(array("f", bytes(out.planes[0]))[: out.samples])
+    onsets: list[float] = []
+    last = -1.0
+    for i, v in enumerate(values):
+        t = i / 48000
+        if abs(v) > threshold:
+            if t - last > 0.3:
+                onsets.append(t)
+            last = t
+    return onsets
+
+
+def test_whole_matching_clips_are_remuxed_without_chunks_and_stay_in_sync(
+    s3: Any, settings: Any, media_check: Any, upload: Any, tmp_path: Any, render: Any
+) -> None:
+    # 1.5 s clips: AAC frames (1024 samples) never line up with the clip ends, so any priming or
+    # padding carried across a boundary would move every later beep.
+    srcs = [
+        upload(_beeping_clip(tmp_path / f"beep{i}.mp4", seconds=1.5, beep_at=0.5), key=f"beep{i}.mp4") for i in range(4)
+    ]
+    request = {"timeline": {"scenes": [{"type": "clip", "src": s} for s in srcs]}, "output": OUT}
+
+    result = render(request)
+    decoded = media_check.decode(result.path)
+
+    assert result.plan.remux
+    assert result.plan.encode_chunks == 0
+    assert planned_commands(result.plan, settings)[0].count("libx264") == 0
+    # No chunk ever went through S3: the only objects under work/ are none (planning staged nothing
+    # for s3:// sources of the media bucket) and nothing was uploaded besides the output.
+    work = s3.list_objects_v2(Bucket=settings.bucket_name, Prefix="work/").get("KeyCount", 0)
+    assert work == 0
+    assert decoded.frames == result.plan.total_frames == 180  # every frame decodes
+    assert abs(decoded.audio_seconds - decoded.video_seconds) <= 1 / 30
+    onsets = _onsets(result.path)
+    assert len(onsets) == 4
+    # Each clip's beep where it is in its clip: within 5 ms at every boundary, not accumulating.
+    for k, onset in enumerate(onsets):
+        assert abs(onset - (1.5 * k + 0.5)) <= 0.005, (k, onsets)

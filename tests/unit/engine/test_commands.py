@@ -99,16 +99,70 @@ def test_title_text_never_reaches_the_command_line(request_of: Any, settings: Se
 
 
 def test_copy_chunks_copy_video_and_decode_only_audio(request_of: Any, clip: Any, settings: Settings) -> None:
-    plan = build_plan(
-        "r1", request_of([{"type": "clip", "src": "s3://m/hd.mp4", "muted": True}]), {"s3://m/hd.mp4": clip()}
-    )
+    # Trimmed on a keyframe: a copy chunk (a whole source would be a remux, below).
+    scene = {"type": "clip", "src": "s3://m/hd.mp4", "muted": True, "trimStart": 1.0}
+    plan = build_plan("r1", request_of([scene]), {"s3://m/hd.mp4": clip()})
     (argv, _join) = planned_commands(plan, settings)
 
+    assert not plan.remux
     assert plan.chunks[0].mode == "copy"
     assert "libx264" not in argv
     assert argv[argv.index("-c:v") + 1] == "copy"
-    assert argv[argv.index("-frames:v") + 1] == "60"
+    assert argv[argv.index("-frames:v") + 1] == "30"
     assert "anullsrc" in argv[argv.index("-filter_complex") + 1]  # muted: silence, not the source audio
+
+
+def test_whole_matching_sources_are_one_remux_with_no_chunk_command(
+    request_of: Any, clip: Any, settings: Settings
+) -> None:
+    sources = {"s3://m/a.mp4": clip(key="a.mp4"), "s3://m/b.mp4": clip(key="b.mp4", audio=False)}
+    scenes = [
+        {"type": "clip", "src": "s3://m/a.mp4"},
+        {"type": "clip", "src": "s3://m/b.mp4"},
+        {"type": "clip", "src": "s3://m/a.mp4", "muted": True},
+        {"type": "clip", "src": "s3://m/a.mp4", "volume": 0.5},
+    ]
+    plan = build_plan("r1", request_of(scenes), sources)
+    (argv,) = planned_commands(plan, settings)
+    graph = argv[argv.index("-filter_complex") + 1]
+
+    assert plan.remux
+    assert [c.mode for c in plan.chunks] == ["copy"] * 4
+    assert "libx264" not in argv
+    assert argv[argv.index("-f") + 1] == "concat"
+    assert argv[argv.index("-c:v") + 1] == "copy"
+    assert argv[argv.index("-frames:v") + 1] == str(plan.total_frames) == "240"
+    # Only the clips that sound are decoded (twice a.mp4: its audio is per scene), each cut to its samples.
+    assert argv.count("-vn") == 2
+    assert graph.count("anullsrc") == 2  # b.mp4 has no audio; the muted scene is silent
+    assert graph.count(f"atrim=end_sample={plan.chunks[0].samples}") == 4
+    assert "volume=0.5" in graph
+    assert "concat=n=4:v=0:a=1" in graph
+
+
+@pytest.mark.parametrize(
+    "scene",
+    [
+        {"trimStart": 1.0},  # starts on a keyframe, but not the first frame
+        {"duration": 1.0},  # ends on an inner keyframe
+    ],
+)
+def test_a_copy_of_part_of_a_source_is_not_a_remux(
+    request_of: Any, clip: Any, settings: Settings, scene: dict[str, Any]
+) -> None:
+    plan = build_plan("r1", request_of([{"type": "clip", "src": "s3://m/hd.mp4", **scene}]), {"s3://m/hd.mp4": clip()})
+
+    assert [c.mode for c in plan.chunks] == ["copy"]
+    assert not plan.remux
+    assert len(planned_commands(plan, settings)) == 2
+
+
+def test_a_timeline_with_any_encoded_scene_is_not_a_remux(request_of: Any, clip: Any, settings: Settings) -> None:
+    scenes = [{"type": "clip", "src": "s3://m/hd.mp4"}, {"type": "title", "text": "end", "duration": 1}]
+    plan = build_plan("r1", request_of(scenes), {"s3://m/hd.mp4": clip()})
+
+    assert [c.mode for c in plan.chunks] == ["copy", "encode"]
+    assert not plan.remux
 
 
 def test_an_image_used_twice_in_a_chunk_is_decoded_once_and_shrunk_first(

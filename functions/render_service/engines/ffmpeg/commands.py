@@ -23,6 +23,7 @@ hold absolute paths we wrote.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -483,6 +484,13 @@ class JoinPaths:
     def output(self) -> Path:
         return self.root / "output.mp4"
 
+    def source(self, spec: ChunkSpec) -> Path:
+        """A remux plan's staged source for the copy chunk `spec` (one local file per object)."""
+        (seg,) = spec.segments
+        assert seg.source is not None
+        ref = spec.sources[seg.source]
+        return self.root / f"source-{hashlib.sha256(ref.key.encode()).hexdigest()[:16]}{ref.ext}"
+
 
 MAX_SOUNDTRACK_LOOPS = 10_000
 
@@ -529,8 +537,74 @@ def join_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
     return argv
 
 
+def remux_concat_list(plan: RenderPlan, paths: JoinPaths) -> str:
+    """The staged sources as an ffconcat script; `duration` places each file at its exact
+    frame count, so an audio track a little longer than its video never pushes the next
+    clip's video later (the demuxer would otherwise use the longest stream)."""
+    lines = ["ffconcat version 1.0"]
+    for spec in plan.chunks:
+        lines.append("file '" + str(paths.source(spec)).replace("'", "'\\''") + "'")
+        lines.append(f"duration {spec.frames / spec.fps:.6f}")
+    return "\n".join(lines) + "\n"
+
+
+def remux_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
+    """A remux plan in one ffmpeg: the sources' H.264 packets concatenated by stream copy; each
+    clip's audio cut or padded to exactly its samples (as its copy chunk would), AAC once.
+
+    Audio is decoded, not copied: concatenated AAC packets carry each file's encoder priming
+    and last-frame padding, which put every later clip's sound up to a frame (21 ms) later per
+    boundary, accumulating; cutting decoded samples to the frame grid keeps every boundary exact.
+    """
+    assert plan.remux
+    argv = _base(ffmpeg, progress=True)
+    # -safe 0: the list holds absolute paths, and we wrote every line of it.
+    argv += ["-protocol_whitelist", "file,pipe", "-format_whitelist", "concat,mov"]
+    argv += ["-f", "concat", "-safe", "0", "-i", str(paths.concat_list)]
+    graph: list[str] = []
+    inputs = 1
+    for k, spec in enumerate(plan.chunks):
+        (seg,) = spec.segments
+        assert seg.source is not None
+        source = spec.sources[seg.source]
+        if source.has_audio and not seg.muted:
+            # Only the audio of this input is decoded; its video is never mapped.
+            argv += ["-vn", *safe_input(paths.source(spec), source.demuxer, VIDEO_FORMATS)]
+            gain = f",volume={seg.volume:g}" if seg.volume != 1 else ""
+            graph.append(
+                f"[{inputs}:a:0]{_AUDIO_NORM}{gain},apad,atrim=end_sample={spec.samples},asetpts=N/SR/TB[a{k}]"
+            )
+            inputs += 1
+        else:
+            graph.append(f"{_silence(spec.samples)},{_AUDIO_NORM}[a{k}]")
+    pieces = "".join(f"[a{k}]" for k in range(len(plan.chunks)))
+    total = plan.total_samples
+    graph.append(f"{pieces}concat=n={len(plan.chunks)}:v=0:a=1,apad,atrim=end_sample={total}[clips]")
+    if plan.soundtrack is not None:
+        st = plan.soundtrack
+        argv += ["-stream_loop", str(soundtrack_loops(plan))]
+        argv += safe_input(paths.soundtrack(plan), st.source.demuxer, AUDIO_FORMATS)
+        chain = f"[{inputs}:a:0]{_AUDIO_NORM},volume={st.volume:g},atrim=end_sample={total},asetpts=N/SR/TB"
+        fade = min(st.fade_out_seconds, plan.duration_seconds)
+        if fade > 0:
+            chain += f",afade=t=out:st={plan.duration_seconds - fade:.6f}:d={fade:.6f}"
+        graph.append(chain + "[music]")
+        graph.append("[clips][music]amix=inputs=2:duration=first:normalize=0[mixed]")
+        graph.append(f"[mixed]apad,atrim=end_sample={total}[aout]")
+    else:
+        graph[-1] = graph[-1].replace("[clips]", "[aout]")
+    argv += ["-filter_complex", ";".join(graph)]
+    argv += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(plan.total_frames)]
+    argv += ["-map", "[aout]", "-c:a", "aac", "-b:a", plan.encoding.audio_bitrate]
+    argv += ["-ar", str(SAMPLE_RATE), "-ac", "2"]
+    argv += ["-movflags", "+faststart", "-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", str(paths.output)]
+    return argv
+
+
 def planned_commands(plan: RenderPlan, settings: Settings) -> list[list[str]]:
-    """Every ffmpeg argv the plan implies, in order: one per chunk, then the join."""
+    """Every ffmpeg argv the plan implies, in order: one per chunk, then the join (a remux plan: one)."""
+    if plan.remux:
+        return [remux_argv(plan, JoinPaths.for_plan(settings.work_dir, plan), ffmpeg=settings.ffmpeg)]
     argvs = [
         chunk_argv(
             spec,

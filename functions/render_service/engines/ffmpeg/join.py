@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from render_service import errors, sources
 from render_service.engines.ffmpeg import limits
-from render_service.engines.ffmpeg.commands import JoinPaths, concat_list, join_argv
+from render_service.engines.ffmpeg.commands import JoinPaths, concat_list, join_argv, remux_argv, remux_concat_list
 from render_service.engines.ffmpeg.models import JoinedOutput, RenderPlan, StillKeys
 from render_service.engines.ffmpeg.probe import probe
 from render_service.engines.ffmpeg.runner import run_ffmpeg
@@ -37,6 +37,9 @@ def join_chunks(
 ) -> JoinedOutput:
     """Concat demuxer with `-c:v copy`, soundtrack mixed in, AAC once, `+faststart`; returns the probe.
 
+    A remux plan (plan.py) has no chunk files: its staged sources are the concat's inputs
+    (`chunk_keys` are then the sources' keys, as StartRender recorded them).
+
     With `stills`, a poster and a thumbnail are made from the local file too (best effort).
     `cancelled` is asked every couple of seconds while ffmpeg runs; when it says the render
     has ended, ffmpeg is stopped and `RenderCancelled` raised (nothing is uploaded).
@@ -46,8 +49,11 @@ def join_chunks(
     paths = JoinPaths.for_plan(settings.work_dir, plan, attempt=uuid.uuid4().hex[:8])
     paths.root.mkdir(parents=True)
     try:
-        for index, key in enumerate(chunk_keys):
-            sources.fetch_s3(s3, bucket, key, paths.chunk(index), max_bytes=MAX_CHUNK_BYTES, where=f"chunk {index}")
+        if plan.remux:
+            _fetch_remux_sources(plan, paths, s3)
+        else:
+            for index, key in enumerate(chunk_keys):
+                sources.fetch_s3(s3, bucket, key, paths.chunk(index), max_bytes=MAX_CHUNK_BYTES, where=f"chunk {index}")
         if plan.soundtrack is not None:
             ref = plan.soundtrack.source
             sources.fetch_s3(
@@ -59,9 +65,14 @@ def join_chunks(
                 where="timeline.soundtrack.src",
                 etag=ref.etag,
             )
-        paths.concat_list.write_text(concat_list([paths.chunk(i) for i in range(len(chunk_keys))]))
+        if plan.remux:
+            paths.concat_list.write_text(remux_concat_list(plan, paths))
+            argv = remux_argv(plan, paths, ffmpeg=settings.ffmpeg)
+        else:
+            paths.concat_list.write_text(concat_list([paths.chunk(i) for i in range(len(chunk_keys))]))
+            argv = join_argv(plan, paths, ffmpeg=settings.ffmpeg)
         run_ffmpeg(
-            join_argv(plan, paths, ffmpeg=settings.ffmpeg),
+            argv,
             timeout=timeout_seconds,
             budget=limits.budget(settings, timeout=timeout_seconds),
             cancelled=cancelled,
@@ -91,3 +102,23 @@ def join_chunks(
         return JoinedOutput(**info.model_dump(), stills=made)
     finally:
         shutil.rmtree(paths.root, ignore_errors=True)
+
+
+def _fetch_remux_sources(plan: RenderPlan, paths: JoinPaths, s3: S3Client) -> None:
+    """Each staged source once (a clip used twice is one download), pinned to the version planned."""
+    for spec in plan.chunks:
+        target = paths.source(spec)
+        if target.exists():
+            continue
+        (seg,) = spec.segments
+        assert seg.source is not None
+        ref = spec.sources[seg.source]
+        sources.fetch_s3(
+            s3,
+            ref.bucket,
+            ref.key,
+            target,
+            max_bytes=max(ref.size_bytes, 1),
+            where=f"scenes[{seg.scene}].src",
+            etag=ref.etag,
+        )

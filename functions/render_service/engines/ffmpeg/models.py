@@ -115,6 +115,11 @@ class RenderPlan(EngineModel):
     staged_keys: list[str] = Field(
         default_factory=list, description="Objects written under work/<renderId>/ by planning (https sources)."
     )
+    remux: bool = Field(
+        False,
+        description="Every scene is a whole source copied as it is: FinalizeRender remuxes straight from the "
+        "staged sources and no chunk worker runs (plan.py).",
+    )
 
     @property
     def encode_chunks(self) -> int:

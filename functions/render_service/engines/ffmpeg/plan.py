@@ -27,6 +27,12 @@ chunk: its video packets are copied, only its audio is decoded (to PCM, like
 every chunk's audio). Keyframes come from a packet listing (`probe.py`), not
 from decoding. A long copied clip is not split: copying runs at hundreds of
 times realtime, so parallelism would not pay for the extra requests.
+
+Remux: when every scene is a whole source copied (first frame to last, the common "these
+clips, one after another"), the plan is marked `remux` and no chunk worker runs at all:
+FinalizeRender concatenates the staged sources' video packets in one ffmpeg and makes the
+audio there (each clip's samples exactly as its copy chunk would, then AAC once), so nothing
+makes a round trip through S3 as a chunk and no poll waits on work.
 """
 
 from __future__ import annotations
@@ -113,6 +119,7 @@ def build_plan(
             _with_copy(s, request=request, sources=sources, fps=fps, size=(width, height), scenes=scenes)
             for s in scenes
         ]
+    remux = smart_copy and all(_whole_source_copy(s, request, sources) for s in scenes)
     windows = _windows(scenes, round(chunk_seconds * fps), total)
     ctx = _Context(render_id, request, sources, scenes, fps, width, height, encoding)
     chunks = [_chunk(ctx, n, a, b) for n, (a, b) in enumerate(windows)]
@@ -138,6 +145,24 @@ def build_plan(
         encoding=encoding,
         soundtrack=soundtrack,
         staged_keys=staged_keys or [],
+        remux=remux,
+    )
+
+
+def _whole_source_copy(scene: _Scene, request: RenderRequest, sources: Mapping[str, SourceInfo]) -> bool:
+    """A copied scene that is its whole source, first frame to last: the concat demuxer can take the
+    file as it is (no inpoint, no outpoint, whose DTS-based cut could let a B-frame GOP's next
+    keyframe through), at the file's own timestamps (a zero start)."""
+    spec = request.timeline.scenes[scene.index]
+    if scene.copy_start != 0 or not isinstance(spec, ClipScene):
+        return False
+    info = sources[spec.src]
+    packets = info.packets
+    return (
+        packets is not None
+        and packets.complete
+        and len(packets.packets) == scene.frames
+        and info.probe.start_seconds == 0
     )
 
 
