@@ -143,3 +143,22 @@ def test_a_worker_claims_only_the_attempt_it_was_sent(aws: Any, steps: tuple[Ste
     assert not step.renders.claim_chunk(render_id, 0, attempt=2)  # a duplicate delivery
     (chunk,) = step.renders.list_chunks(render_id)
     assert (chunk.status, chunk.attempts) == (ChunkStatus.running, 2)
+
+
+@pytest.mark.parametrize(("seconds", "wait"), [(1, 1), (3.5, 4), (12, 5)])
+def test_the_first_poll_waits_about_as_long_as_the_longest_chunk(
+    aws: Any, steps: tuple[Steps, RecordingLambda], seconds: float, wait: int
+) -> None:
+    step, recorder = steps
+    assert step.settings.poll_interval_seconds == 5
+    request = RenderRequest.model_validate(
+        {"timeline": {"scenes": [{"type": "title", "text": "hi", "duration": seconds}]}}
+    )
+    job = RenderJob(render_id=str(uuid.uuid4()), user_id="alice", request=request)
+    step.accounting.admit(job)
+    step.accounting.acquire_slot(job)
+
+    started = step.start_render(job.render_id)
+
+    assert started["waitSeconds"] == wait
+    assert len(recorder.dispatched) == 1

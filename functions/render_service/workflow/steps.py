@@ -9,6 +9,7 @@ own items; credits and slots are moved by the small steps (AcquireSlot, Complete
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,17 @@ _RENDER_START, _RENDER_END = 5, 90
 # StartExecution failed and the rollback did not happen (the API timed out in between).
 GHOST_AFTER = timedelta(minutes=5)
 SUBMISSION_LOST = RenderError(code="SUBMISSION_LOST", message="the render's workflow never started; it was refunded")
+
+
+def first_wait(plan: engine.RenderPlan, poll_interval: int) -> int:
+    """Seconds before the first poll: the longest chunk's own length, at most the usual interval.
+
+    x264 at our presets renders a chunk in about its own length or less on a Lambda's vCPUs, so
+    a 1-second render is polled after 1 s rather than after the full interval (5 s deployed).
+    Step Functions waits whole seconds, and at least one.
+    """
+    longest = max((c.frames / c.fps for c in plan.chunks), default=0.0)
+    return max(1, min(poll_interval, math.ceil(longest)))
 
 
 class Steps:
@@ -161,7 +173,8 @@ class Steps:
                 self._dispatch(chunk, attempt=1)
         self.renders.record_progress(render_id, _RENDER_START, Phase.rendering)
         logger.info("render planned", extra={"render_id": render_id, "chunks": len(plan.chunks)})
-        return {"status": "rendering", "progress": _RENDER_START, "waitSeconds": self.settings.poll_interval_seconds}
+        wait = first_wait(plan, self.settings.poll_interval_seconds)
+        return {"status": "rendering", "progress": _RENDER_START, "waitSeconds": wait}
 
     def _dispatch(self, chunk: Chunk, attempt: int) -> None:
         # Conditional on the status this step saw: a worker that claimed it meanwhile keeps it.
