@@ -15,7 +15,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install layers synth demo serve test test-unit test-integration test-infra test-e2e lint format bench bench-engine load deploy clean
+.PHONY: help install layers synth demo serve browser bootstrap destroy test test-unit test-integration test-infra test-e2e lint format bench bench-engine load deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -40,7 +40,18 @@ demo: synth ## Render a real video end to end on the local stack; prints the MP4
 serve: synth ## Run the local stack at http://127.0.0.1:$(PORT)
 	PORT=$(PORT) $(BIN)/python -m infra.local.serve
 
-test: synth lint ## Lint, then all four test tiers: unit, integration (moto), infra (CDK), e2e (local stack + ffmpeg)
+# Debian's Chromium for the browser test (tests/e2e/test_web_app.py), from apt only when missing; where it
+# cannot be installed (no apt-get, not root, no repository) the test says so and is skipped.
+CHROMIUM := /usr/bin/chromium
+browser: ## Install Debian's chromium for the browser test, if missing
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } \
+		|| echo "chromium could not be installed: the browser test will be skipped"; \
+	else echo "chromium is missing and apt-get (as root) is not available: the browser test will be skipped"; fi
+
+test: synth lint browser ## Lint, then all four test tiers: unit, integration (moto), infra (CDK), e2e (local stack + ffmpeg + Chromium)
 	PATH="$(NODE_BIN):$$PATH" $(BIN)/pytest
 
 test-unit: $(STAMP)
@@ -49,7 +60,7 @@ test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 test-infra: $(STAMP)
 	PATH="$(NODE_BIN):$$PATH" $(BIN)/pytest tests/infra
-test-e2e: synth
+test-e2e: synth browser
 	$(BIN)/pytest tests/e2e
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
@@ -70,9 +81,17 @@ bench-engine: synth ## Engine micro-benchmarks (pytest-benchmark): smart copy vs
 load: synth ## 100 users submitting tiny renders at once on the local stack (LOAD_USERS=10 for a short run)
 	PATH="$(NODE_BIN):$$PATH" $(BIN)/python -m infra.local.load
 
+# The CDK CLI, pinned to v2. The wheel's own `npx` shim cannot find npm's CLI, so run npm's npx-cli.js with its node.
+CDK = PATH="$(NODE_BIN):$$PATH" node "$(NODE_BIN)/../lib/node_modules/npm/bin/npx-cli.js" --yes aws-cdk@2
+
+bootstrap: synth ## cdk bootstrap the current AWS account and region (once per account and region)
+	$(CDK) bootstrap --app cdk.out
+
 deploy: synth ## cdk deploy into the current AWS account (CLI pinned to v2)
-	# The wheel's own `npx` shim cannot find npm's CLI, so run npm's npx-cli.js with its node.
-	PATH="$(NODE_BIN):$$PATH" node "$(NODE_BIN)/../lib/node_modules/npm/bin/npx-cli.js" --yes aws-cdk@2 deploy --app cdk.out --require-approval broadening
+	$(CDK) deploy --app cdk.out --require-approval broadening
+
+destroy: synth ## cdk destroy the stack; retained data stays (README, Deployment)
+	$(CDK) destroy --app cdk.out RenderService
 
 clean:
 	rm -rf cdk.out layers/build .pytest_cache .mypy_cache .ruff_cache

@@ -125,7 +125,9 @@ class RenderApi(Construct):
         )
         self.user_pool_client = self.user_pool.add_client(
             "WebClient",
-            auth_flows=cognito.AuthFlow(user_srp=True),
+            # SRP for apps; admin password auth (IAM-signed, never from a browser) so an operator can
+            # get a user's ID token with `aws cognito-idp admin-initiate-auth` (README, Deployment).
+            auth_flows=cognito.AuthFlow(user_srp=True, admin_user_password=True),
             generate_secret=False,  # a browser app cannot keep a secret
             prevent_user_existence_errors=True,
             access_token_validity=Duration.hours(1),

@@ -4,6 +4,9 @@ Local auth stands in for the Cognito authorizer: `Authorization: Bearer local:<u
 the claim `sub`. Anything else carries no claims, and the handler answers 401 as it does deployed.
 Like API Gateway it takes a burst of connections (a deep listen backlog, a thread each), reads
 `Content-Length` and chunked bodies, and answers what it cannot pass on in the API's error shape.
+Given a `static_dir`, it also serves the web app's files (GET and HEAD of a path that is one of
+them, `/` being `index.html`), as a static host would beside the API; every other request goes on
+to the API.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from infra.local.cloud import LambdaContext, forget_metrics
 from render_service.models.api import ErrorDetail, ErrorResponse
@@ -30,6 +34,26 @@ METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 LISTEN_BACKLOG = 1024
 _MAX_CHUNK_LINE = 1024
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# The only files served, by suffix: nothing else under the folder (a stray .py, a dotfile) leaks.
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+
+def static_file(root: Path, url_path: str) -> Path | None:
+    """The web app's file for a request path, or None when the path is not one (the API answers it)."""
+    relative = unquote(urlsplit(url_path).path).lstrip("/") or "index.html"
+    if "\x00" in relative or any(part.startswith(".") for part in relative.split("/")):
+        return None
+    base = root.resolve()
+    candidate = (base / relative).resolve()
+    if not candidate.is_relative_to(base) or candidate.suffix not in STATIC_TYPES or not candidate.is_file():
+        return None
+    return candidate
 
 
 class _Refused(Exception):
@@ -90,6 +114,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except _Refused as refused:
             self._refuse(refused)
             return
+        if self.command in ("GET", "HEAD") and self.server.static_dir is not None:
+            found = static_file(self.server.static_dir, self.path)
+            if found is not None:
+                self._serve_file(found)
+                return
         event = to_event(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
         context = LambdaContext("Api", "arn:aws:lambda:us-east-1:123456789012:function:Api", 512, 29)
         try:
@@ -108,6 +137,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, values in (response.get("multiValueHeaders") or {}).items():
             headers[name] = ", ".join(values)
         self._reply(int(response.get("statusCode", 200)), headers, raw)
+
+    def _serve_file(self, path: Path) -> None:
+        headers = {
+            "Content-Type": STATIC_TYPES[path.suffix],
+            # Served for development: an edited file shows on the next reload.
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+        }
+        self._reply(HTTPStatus.OK, headers, path.read_bytes())
 
     def _read_body(self) -> bytes:
         encoding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
@@ -196,12 +234,16 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
     api_handler: Handler
+    static_dir: Path | None
 
 
 class Gateway:
-    def __init__(self, api_handler: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, api_handler: Handler, host: str = "127.0.0.1", port: int = 0, static_dir: Path | None = None
+    ) -> None:
         self._server = _Server((host, port), _RequestHandler)
         self._server.api_handler = api_handler
+        self._server.static_dir = static_dir
         self._thread: threading.Thread | None = None
 
     @property

@@ -14,6 +14,7 @@ def main() -> None:
     port = int(os.environ.get("PORT", "8000"))
     with local_stack(port=port) as (cloud, gateway):
         print(f"Render service running at {gateway.url}", flush=True)
+        print(f"  web app: {gateway.url}/   CLI: render --help", flush=True)
         print(f"  try: curl -s {gateway.url}/health", flush=True)
         print(f"  API docs: {gateway.url}/docs   auth: 'Authorization: Bearer local:<userId>'", flush=True)
         print(f"  AWS (moto) endpoint: {cloud.endpoint}  bucket: {cloud.bucket_name}", flush=True)

@@ -9,6 +9,9 @@ from pathlib import Path
 from infra.local.cloud import DEFAULT_TEMPLATE, LocalCloud
 from infra.local.gateway import Gateway
 
+# The reference web app, served at / beside the API (as a static host would be, deployed).
+WEB_DIR = Path(__file__).resolve().parents[1] / "client" / "web"
+
 
 @contextmanager
 def local_stack(
@@ -19,7 +22,7 @@ def local_stack(
     # Imported after the cloud has set the environment the handler's settings read.
     from render_service.handlers.api import handler
 
-    gateway = Gateway(handler, port=port).start()
+    gateway = Gateway(handler, port=port, static_dir=WEB_DIR).start()
     try:
         yield cloud, gateway
     finally:
