@@ -139,7 +139,7 @@ function start(current) {
     onChange: (render) => {
       if (!render) {
         localStorage.removeItem(session.userKey(current, "open"));
-        history_replace("");
+        showInAddress("");
       }
       refreshQuota();
       history.reload().then(() => history.draw(render ? render.renderId : null));
@@ -167,7 +167,7 @@ function start(current) {
 
   async function openRender(id, focus) {
     localStorage.setItem(session.userKey(current, "open"), id);
-    history_replace(id);
+    showInAddress(id);
     history.draw(id);
     await panel.open(id, { focus });
     if (focus && window.matchMedia("(max-width: 900px)").matches) $("#current").scrollIntoView({ behavior: "smooth" });
@@ -182,7 +182,7 @@ function start(current) {
   if (last) openRender(last, false);
 }
 
-function history_replace(id) {
+function showInAddress(id) {
   const url = new URL(location.href);
   url.hash = id ? `render=${id}` : "";
   window.history.replaceState(null, "", url);

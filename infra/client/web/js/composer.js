@@ -129,7 +129,6 @@ export class Composer {
       drop.classList.remove("over");
       this.uploadFiles([...e.dataTransfer.files]);
     });
-    const chooser = h("button", { type: "button", class: "secondary", onclick: () => fileInput.click() }, "Upload media…");
 
     this.uploadList = h("ul", { class: "uploads", "aria-label": "Uploaded media" });
     this.sceneList = h("ol", { class: "scenes", "aria-label": "Scenes, in order" });
@@ -151,7 +150,7 @@ export class Composer {
       placeholder: "e.g. m1", dataset: { field: "subject.id" },
       oninput: (e) => { d.subject.id = e.target.value; this.changed(); } });
     const form = h("form", { class: "composer", novalidate: true, onsubmit: (e) => { e.preventDefault(); this.submit(); } },
-      h("fieldset", {}, h("legend", {}, "Media"), fileInput, drop, chooser, this.uploadList),
+      h("fieldset", {}, h("legend", {}, "Media"), fileInput, drop, this.uploadList),
       h("fieldset", {}, h("legend", {}, "Scenes"), this.sceneList,
         h("div", { class: "row add-scenes" },
           h("button", { type: "button", class: "secondary", onclick: () => this.addScene("title") }, "+ Title"),
