@@ -25,7 +25,7 @@ import boto3
 
 from render_service.data.accounting import Accounting
 from render_service.data.retention import RetentionRepository
-from render_service.logic.renders import limits
+from render_service.service import limits
 from render_service.settings import Settings
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"

@@ -90,6 +90,10 @@ class RenderServiceConfig:
                 allow_high_resolution=_bool(get("allowHighResolution", limit_defaults.allow_high_resolution)),
                 poll_interval_seconds=int(get("pollIntervalSeconds", limit_defaults.poll_interval_seconds)),
                 slot_wait_seconds=int(get("slotWaitSeconds", limit_defaults.slot_wait_seconds)),
+                max_render_attempts=int(get("maxRenderAttempts", limit_defaults.max_render_attempts)),
+                retry_delays_seconds=tuple(
+                    int(delay) for delay in get("retryDelaysSeconds", limit_defaults.retry_delays_seconds)
+                ),
             ),
             remotion=RemotionDeployment.from_context(get),
         )
@@ -143,7 +147,8 @@ class RenderServiceStack(Stack):
                 start=fns.start_render,
                 poll=fns.poll_render,
                 finalize=fns.finalize_render,
-                mark_failed=fns.mark_failed,
+                record_failure=fns.record_failure,
+                reconcile=fns.reconcile,
                 api=fns.api,
             )
         self.workflow = RenderWorkflow(
@@ -154,7 +159,7 @@ class RenderServiceStack(Stack):
             poll_render=fns.poll_render,
             finalize_render=fns.finalize_render,
             complete_render=fns.complete_render,
-            mark_failed=fns.mark_failed,
+            record_failure=fns.record_failure,
             timeout=WORKFLOW_TIMEOUT,
         )
         fns.connect_workflow(self.workflow.state_machine)
@@ -175,6 +180,7 @@ class RenderServiceStack(Stack):
             self,
             "Observability",
             functions=fns.all,
+            routed=fns.workflow_tasks,
             state_machine=self.workflow.state_machine,
             rest_api=self.api.rest_api,
             alarm_email=config.alarm_email,

@@ -48,14 +48,9 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def clean_caches() -> Iterator[None]:
     """Settings and clients are built once per process; tests that change the environment rebuild them."""
-    from infra.local.cloud import _reset_caches
-    from render_service import clients
-    from render_service.settings import get_settings
-
-    def reset() -> None:
-        clients.reset()
-        get_settings.cache_clear()
-        _reset_caches()
+    import render_service.workflow.steps  # noqa: F401 (registers its caches with reset)
+    from render_service.logic import renders  # noqa: F401
+    from render_service.service import reset
 
     reset()
     yield

@@ -101,9 +101,17 @@ class SubmissionFailed(ServiceError):
 
 
 class RenderFailure(ServiceError):
-    """A render cannot succeed; retrying the same input would fail the same way."""
+    """A render's attempt failed, for the reason its code names.
+
+    `transient`: another attempt of the whole render may succeed (the workflow retries it, see
+    `lifecycle.classify`); otherwise retrying the same input would fail the same way.
+    `safer`: ffmpeg itself failed, so the next attempt uses safer settings (no smart copy, the
+    next lower quality).
+    """
 
     code = "RENDER_FAILED"
+    transient = False
+    safer = False
 
 
 class SourceNotAllowed(RenderFailure):
@@ -112,6 +120,12 @@ class SourceNotAllowed(RenderFailure):
 
 class SourceUnavailable(RenderFailure):
     code = "SOURCE_UNAVAILABLE"
+
+
+class SourceTemporarilyUnavailable(SourceUnavailable):
+    """The source timed out, was cut off, or its server answered 5xx/408/429: it may work later."""
+
+    transient = True
 
 
 class SourceInvalid(RenderFailure):
@@ -134,10 +148,14 @@ class RenderTooLong(RenderFailure):
 
 class EncodeFailed(RenderFailure):
     code = "ENCODE_FAILED"
+    transient = True
+    safer = True
 
 
 class EncodeTimedOut(RenderFailure):
     code = "ENCODE_TIMED_OUT"
+    transient = True
+    safer = True
 
 
 class ResourceLimitExceeded(RenderFailure):
@@ -151,9 +169,11 @@ class ResourceLimitExceeded(RenderFailure):
 
 
 class ChunkFailed(RenderFailure):
-    """A chunk used up its attempts."""
+    """A chunk used up its own attempts (crashed, stalled or never picked up)."""
 
     code = "CHUNK_FAILED"
+    transient = True
+    safer = True
 
 
 class RemotionRefused(RenderFailure):

@@ -1,31 +1,17 @@
-"""Render lifecycle events on the EventBridge bus.
-
-`Source` and `DetailType` are a public contract: apps write rules against them.
-- source `render-service`
-- detail types `Render Started`, `Render Succeeded`, `Render Failed`, `Render Cancelled`,
-  `Render Expiring`
-"""
+"""Publishing render events on the EventBridge bus (their shapes: `models/events.py`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from render_service.models.events import SOURCE, DetailType
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
-SOURCE = "render-service"
 _MAX_BATCH = 10  # PutEvents takes at most 10 entries
-
-
-class DetailType(StrEnum):
-    started = "Render Started"
-    succeeded = "Render Succeeded"
-    failed = "Render Failed"
-    cancelled = "Render Cancelled"
-    expiring = "Render Expiring"  # a while before the output expires (see reminders.py)
 
 
 class PublishFailed(Exception):

@@ -17,12 +17,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from render_service import clients, links
+from render_service import clients
 from render_service.data.retention import RetentionRepository
-from render_service.logic.renders import event_detail
+from render_service.lifecycle import lifecycle
+from render_service.models.events import DetailType
 from render_service.models.jobs import RenderJob
-from render_service.notify import DetailType, EventPublisher, PublishFailed
-from render_service.retention import expired, link_seconds
+from render_service.notify import EventPublisher, PublishFailed
+from render_service.retention import expired
+from render_service.service import on_reset
 from render_service.settings import Settings, get_settings
 
 logger = Logger(child=True)
@@ -64,21 +66,7 @@ class Reminders:
 
     def detail(self, job: RenderJob, now: datetime) -> dict[str, Any]:
         """The detail of the other render events, with the expiry and a link that lasts until it."""
-        assert job.output is not None
-        ttl = link_seconds(job.output, MAX_LINK_SECONDS, now)
-        url, expires = links.output_url(job.output.key, ttl, filename=f"{job.render_id}.mp4")
-        output = {
-            "bucket": self.settings.bucket_name,
-            "key": job.output.key,
-            "url": url,
-            "expiresAt": expires.isoformat(),
-            "sizeBytes": job.output.size_bytes,
-            "durationSeconds": job.output.duration_seconds,
-            "posterKey": job.output.poster_key,
-            "thumbnailKey": job.output.thumbnail_key,
-            "retainedUntil": job.output.retained_until.isoformat() if job.output.retained_until else None,
-        }
-        return event_detail(job, output=output)
+        return lifecycle().event(DetailType.expiring, job, link_seconds=MAX_LINK_SECONDS).detail()
 
 
 @cache
@@ -89,3 +77,6 @@ def reminders() -> Reminders:
         repository=RetentionRepository(clients.dynamodb(), settings.table_name),
         events=EventPublisher(clients.events(), settings.event_bus_name),
     )
+
+
+on_reset(reminders.cache_clear)

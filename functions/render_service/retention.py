@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from render_service import clients
 from render_service.data.retention import RetentionRepository
 from render_service.models.jobs import OutputObject, RenderJob
+from render_service.service import on_reset
 from render_service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -120,3 +121,6 @@ def service() -> Retention:
         repository=RetentionRepository(clients.dynamodb(), settings.table_name),
         s3=clients.s3(),
     )
+
+
+on_reset(service.cache_clear)

@@ -48,6 +48,9 @@ class Settings(BaseModel):
     chunk_stall_seconds: int = Field(300, ge=5, validation_alias="CHUNK_STALL_SECONDS")
     # A dispatched chunk no worker has claimed for this long is presumed lost (async queue, throttling).
     chunk_dispatch_timeout_seconds: int = Field(900, ge=5, validation_alias="CHUNK_DISPATCH_TIMEOUT_SECONDS")
+    # Whole-render retries after a transient failure: attempts in all, and the wait before each retry.
+    max_render_attempts: int = Field(3, ge=1, le=10, validation_alias="MAX_RENDER_ATTEMPTS")
+    retry_delays_seconds: tuple[int, ...] = Field((30, 120, 300), min_length=1, validation_alias="RETRY_DELAYS_SECONDS")
     download_url_ttl_seconds: int = Field(3600, ge=60, le=604800, validation_alias="DOWNLOAD_URL_TTL_SECONDS")
     # CloudFront signed download URLs (deployed); all three or none. Without them (locally), S3 presigns.
     cdn_domain: str = Field("", validation_alias="CDN_DOMAIN")
@@ -100,7 +103,7 @@ class Settings(BaseModel):
         windows = legacy_rate_window(data.get("RATE_LIMIT_RENDERS"), data.get("RATE_LIMIT_WINDOW_SECONDS"))
         return rest | {"RATE_LIMITS": windows}
 
-    @field_validator("allowed_source_buckets", "retention_classes", mode="before")
+    @field_validator("allowed_source_buckets", "retention_classes", "retry_delays_seconds", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -112,6 +115,13 @@ class Settings(BaseModel):
     def _retention_days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(not 1 <= days <= 3650 for days in value):
             raise ValueError("every retention class must be 1 to 3650 days")
+        return value
+
+    @field_validator("retry_delays_seconds")
+    @classmethod
+    def _positive_delays(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(delay < 1 for delay in value):
+            raise ValueError("RETRY_DELAYS_SECONDS: every wait is at least 1 second")
         return value
 
     @model_validator(mode="after")

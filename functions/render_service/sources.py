@@ -134,7 +134,7 @@ def fetch_s3(
                     raise errors.SourceTooLarge(f"{where}: more than {max_bytes} bytes")
                 out.write(block)
     except (BotoCoreError, OSError) as exc:
-        raise errors.SourceUnavailable(f"{where}: download interrupted ({type(exc).__name__})") from None
+        raise errors.SourceTemporarilyUnavailable(f"{where}: download interrupted ({type(exc).__name__})") from None
     finally:
         obj["Body"].close()
     return Fetched(size_bytes=size, etag=obj.get("ETag"), content_type=obj.get("ContentType"))
@@ -299,7 +299,7 @@ def fetch_https(
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
             if time.monotonic() >= deadline:
                 raise _too_slow(where, target.host) from None
-            raise errors.SourceUnavailable(
+            raise errors.SourceTemporarilyUnavailable(
                 f"{where}: {target.host} could not be fetched ({type(exc).__name__})"
             ) from None
         try:
@@ -310,7 +310,10 @@ def fetch_https(
                 url = urljoin(url, location)
                 continue
             if response.status != 200:
-                raise errors.SourceUnavailable(f"{where}: {target.host} answered HTTP {response.status}")
+                # A server error or a throttle may pass; a 404 or 403 will not.
+                transient = response.status >= 500 or response.status in (408, 429)
+                failure = errors.SourceTemporarilyUnavailable if transient else errors.SourceUnavailable
+                raise failure(f"{where}: {target.host} answered HTTP {response.status}")
             return _stream(response, dest, max_bytes=max_bytes, where=where, host=target.host, deadline=deadline)
         finally:
             response.close()
@@ -318,7 +321,7 @@ def fetch_https(
 
 
 def _too_slow(where: str, host: str) -> errors.SourceUnavailable:
-    return errors.SourceUnavailable(f"{where}: {host} did not finish within {TOTAL_TIMEOUT_SECONDS:g} s")
+    return errors.SourceTemporarilyUnavailable(f"{where}: {host} did not finish within {TOTAL_TIMEOUT_SECONDS:g} s")
 
 
 def _stream(response: Response, dest: Path, *, max_bytes: int, where: str, host: str, deadline: float) -> Fetched:
@@ -340,5 +343,5 @@ def _stream(response: Response, dest: Path, *, max_bytes: int, where: str, host:
     except (OSError, http.client.HTTPException) as exc:
         if time.monotonic() >= deadline:
             raise _too_slow(where, host) from None
-        raise errors.SourceUnavailable(f"{where}: download interrupted ({type(exc).__name__})") from None
+        raise errors.SourceTemporarilyUnavailable(f"{where}: download interrupted ({type(exc).__name__})") from None
     return Fetched(size_bytes=size, content_type=response.getheader("Content-Type"))

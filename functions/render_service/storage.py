@@ -1,7 +1,8 @@
 """The service bucket's layout and S3 operations that are not media work.
 
 - `inputs/<user>/<uuid>/<filename>`: uploads through presigned PUT URLs
-- `work/<renderId>/...`: plans, staged sources and chunks (expired by a lifecycle rule)
+- `work/<renderId>/...`: staged sources, and each attempt's plan and chunks under `attempt-<n>/`
+  (expired by a lifecycle rule)
 - `renders/<user>/<renderId>.mp4`: finished outputs, with their stills beside them:
   `renders/<user>/<renderId>.poster.jpg` and `renders/<user>/<renderId>.thumb.jpg`
 """
@@ -42,6 +43,16 @@ def delete_output(s3: S3Client, bucket: str, user_id: str, render_id: str) -> No
 
 def work_prefix(render_id: str) -> str:
     return f"work/{render_id}/"
+
+
+def attempt_prefix(render_id: str, attempt: int) -> str:
+    """Each attempt of a render plans and renders its own chunks: a late worker of an earlier
+    attempt can never overwrite the current one's."""
+    return f"{work_prefix(render_id)}attempt-{attempt}/"
+
+
+def plan_key(render_id: str, attempt: int) -> str:
+    return f"{attempt_prefix(render_id, attempt)}plan.json"
 
 
 def input_key(user_id: str, upload_id: str, filename: str) -> str:

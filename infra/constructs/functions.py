@@ -55,6 +55,8 @@ class RenderLimits:
     allow_high_resolution: bool = False
     poll_interval_seconds: int = 5
     slot_wait_seconds: int = 10
+    max_render_attempts: int = 3
+    retry_delays_seconds: tuple[int, ...] = (30, 120, 300)
 
     def quota_env(self) -> dict[str, str]:
         return {
@@ -70,6 +72,8 @@ class RenderLimits:
         return {
             "POLL_INTERVAL_SECONDS": str(self.poll_interval_seconds),
             "SLOT_WAIT_SECONDS": str(self.slot_wait_seconds),
+            "MAX_RENDER_ATTEMPTS": str(self.max_render_attempts),
+            "RETRY_DELAYS_SECONDS": ",".join(str(delay) for delay in self.retry_delays_seconds),
         }
 
 
@@ -312,12 +316,12 @@ class RenderFunctions(Construct):
                 tag=(RENDERS,),  # the output's retention class, which picks its lifecycle rule
             ),
         )
-        self.mark_failed = self._add(
+        self.record_failure = self._add(
             builder,
-            "MarkFailed",
+            "RecordFailure",
             FunctionSpec(
-                handler=f"{handlers}.workflow.mark_failed",
-                description="Workflow: mark the job failed, refund, announce",
+                handler=f"{handlers}.workflow.record_failure",
+                description="Workflow: a failed attempt; schedule a whole-render retry, or fail, refund, announce",
                 environment=workflow,
                 # ListBucket, to clear work/<id>/; a retry after CompleteRender's write announces success
                 # again, with a presigned GET of the output (signed by this role).
@@ -389,12 +393,15 @@ class RenderFunctions(Construct):
             "PollRender": self.poll_render,
             "FinalizeRender": self.finalize_render,
             "CompleteRender": self.complete_render,
-            "MarkFailed": self.mark_failed,
+            "RecordFailure": self.record_failure,
             "ChunkWorker": self.chunk_worker,
             "Reconcile": self.reconcile,
             "SweepLostRenders": self.sweep_lost_renders,
             "RemindExpiring": self.remind_expiring,
         }
+
+    # Workflow tasks whose errors the state machine catches and routes to RecordFailure.
+    workflow_tasks = frozenset({"AcquireSlot", "StartRender", "PollRender", "FinalizeRender", "CompleteRender"})
 
     def connect_workflow(self, state_machine: sfn.StateMachine) -> None:
         """The API starts one execution per render (named by render id) and stops it on cancel."""
@@ -407,8 +414,8 @@ class RenderFunctions(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         iam.Grant.add_to_principal(grantee=self.api, actions=["states:StopExecution"], resource_arns=[executions])
-        # An execution that times out, is stopped outside our cancel, or fails inside MarkFailed never
-        # reaches MarkFailed; Step Functions' own status events let Reconcile end the render anyway.
+        # An execution that times out, is stopped outside our cancel, or fails inside RecordFailure
+        # never reaches RecordFailure; Step Functions' own status events let Reconcile end the render anyway.
         events.Rule(
             self,
             "ExecutionEnded",
@@ -436,7 +443,7 @@ class RenderFunctions(Construct):
             "CDN_KEY_PAIR_ID": delivery.public_key.public_key_id,
             "CDN_PRIVATE_KEY_SECRET": delivery.secret.secret_arn,
         }
-        for function in (self.api, self.complete_render, self.mark_failed, self.remind_expiring):
+        for function in (self.api, self.complete_render, self.record_failure, self.remind_expiring):
             for name, value in environment.items():
                 function.add_environment(name, value)
             delivery.secret.grant_read(function)

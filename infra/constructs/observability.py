@@ -16,6 +16,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.constructs.functions import METRICS_NAMESPACE, SERVICE_NAME
+
 PERIOD = Duration.minutes(5)
 
 
@@ -28,6 +30,7 @@ class RenderObservability(Construct):
         construct_id: str,
         *,
         functions: Mapping[str, lambda_.IFunction],
+        routed: frozenset[str],
         state_machine: sfn.IStateMachine,
         rest_api: apigw.RestApi,
         alarm_email: str | None,
@@ -48,10 +51,18 @@ class RenderObservability(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
 
         self.alarms: list[cloudwatch.Alarm] = []
+        # A failed execution is usually a user's bad source (a metric, not a page): alarm only on the
+        # failures that are ours (lifecycle.INTERNAL_CODES), which the functions count.
         self._alarm(
-            "WorkflowFailed",
-            state_machine.metric_failed(period=PERIOD, statistic="Sum"),
-            "Render executions failed (each one was marked failed and refunded)",
+            "RendersFailedInternal",
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="RendersFailedInternal",
+                dimensions_map={"service": SERVICE_NAME},
+                period=PERIOD,
+                statistic="Sum",
+            ),
+            "Renders failed for an internal reason (a bug, a lost workflow); each was refunded",
         )
         self._alarm(
             "WorkflowTimedOut",
@@ -65,6 +76,9 @@ class RenderObservability(Construct):
             "The API answered 5XX",
         )
         for name, function in functions.items():
+            if name in routed:
+                # Its errors are caught by the workflow and end as a render's reason (counted above when ours).
+                continue
             self._alarm(
                 f"{name}Errors",
                 function.metric_errors(period=PERIOD, statistic="Sum"),

@@ -5,7 +5,8 @@ functions that speak to it, and grant each only its part of Remotion's protocol:
 
 - StartRender and PollRender invoke that one function (start, status);
 - StartRender stores props too big for an invoke under `input-props/` in Remotion's bucket;
-- cancelling (the API's cancel, MarkFailed for a render that failed on our side or timed out,
+- cancelling (the API's cancel, RecordFailure for a render that failed on our side or is retried,
+  Reconcile for an execution that timed out or was stopped,
   StartRender when the render ended while it started) reads a render's `progress.json` and
   writes its `cancel.json`, under `renders/`;
 - FinalizeRender reads the output Remotion wrote under `renders/`, to copy it into our bucket.
@@ -84,7 +85,8 @@ class RemotionAccess(Construct):
         start: lambda_.Function,
         poll: lambda_.Function,
         finalize: lambda_.Function,
-        mark_failed: lambda_.Function,
+        record_failure: lambda_.Function,
+        reconcile: lambda_.Function,
         api: lambda_.Function,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -97,7 +99,7 @@ class RemotionAccess(Construct):
             resource_name=deployment.function_name,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        for function in (start, poll, finalize, mark_failed, api):
+        for function in (start, poll, finalize, record_failure, reconcile, api):
             for name, value in deployment.environment().items():
                 function.add_environment(name, value)
         for function in (start, poll):
@@ -106,7 +108,8 @@ class RemotionAccess(Construct):
             )
         grants: Mapping[lambda_.Function, Mapping[str, str]] = {
             start: {INPUT_PROPS: "s3:PutObject", PROGRESS: "s3:GetObject", CANCEL: "s3:PutObject"},
-            mark_failed: {PROGRESS: "s3:GetObject", CANCEL: "s3:PutObject"},
+            record_failure: {PROGRESS: "s3:GetObject", CANCEL: "s3:PutObject"},
+            reconcile: {PROGRESS: "s3:GetObject", CANCEL: "s3:PutObject"},
             api: {PROGRESS: "s3:GetObject", CANCEL: "s3:PutObject"},
             finalize: {OUTPUTS: "s3:GetObject"},
         }

@@ -29,7 +29,9 @@ REMOTION_UNAVAILABLE = "RemotionUnavailable"
 class RenderWorkflow(Construct):
     """AcquireSlot -> StartRender -> (Wait -> PollRender)* -> FinalizeRender -> CompleteRender.
 
-    Any error -> MarkFailed.
+    Any error -> RecordFailure, which either schedules a whole-render retry (Wait before retry ->
+    AcquireSlot, the slot still held) or ends the render failed: the Fail state then shows the
+    render's own error code and message in the console.
     """
 
     def __init__(
@@ -42,11 +44,18 @@ class RenderWorkflow(Construct):
         poll_render: lambda_.IFunction,
         finalize_render: lambda_.IFunction,
         complete_render: lambda_.IFunction,
-        mark_failed: lambda_.IFunction,
+        record_failure: lambda_.IFunction,
         timeout: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._task_functions = (acquire_slot, start_render, poll_render, finalize_render, complete_render, mark_failed)
+        self._task_functions = (
+            acquire_slot,
+            start_render,
+            poll_render,
+            finalize_render,
+            complete_render,
+            record_failure,
+        )
 
         acquire = self._invoke("AcquireSlot", acquire_slot, "$.slot")
         start = self._invoke("StartRender", start_render, "$.progress")
@@ -54,12 +63,13 @@ class RenderWorkflow(Construct):
         finalize = self._invoke("FinalizeRender", finalize_render, "$.output")
         # Its payload is the whole state, FinalizeRender's `$.output` included.
         complete = self._invoke("CompleteRender", complete_render, sfn.JsonPath.DISCARD)
-        mark = self._invoke("MarkFailed", mark_failed, sfn.JsonPath.DISCARD)
+        record = self._invoke("RecordFailure", record_failure, "$.failure")
 
         wait_for_slot = sfn.Wait(self, "Wait for slot", time=sfn.WaitTime.seconds_path("$.slot.waitSeconds"))
         wait_for_progress = sfn.Wait(
             self, "Wait for progress", time=sfn.WaitTime.seconds_path("$.progress.waitSeconds")
         )
+        wait_for_retry = sfn.Wait(self, "Wait before retry", time=sfn.WaitTime.seconds_path("$.failure.waitSeconds"))
         slot_free = (
             sfn.Choice(self, "Slot free?")
             .when(sfn.Condition.boolean_equals("$.slot.acquired", True), start)
@@ -70,6 +80,18 @@ class RenderWorkflow(Construct):
             .when(sfn.Condition.string_equals("$.progress.status", "done"), finalize)
             .otherwise(wait_for_progress)
         )
+        failed = sfn.Fail(
+            self,
+            "Render failed",
+            # The render's own code and message (also on the job), not a generic text.
+            error_path="$.failure.code",
+            cause_path="$.failure.message",
+        )
+        retry_render = (
+            sfn.Choice(self, "Retry render?")
+            .when(sfn.Condition.boolean_equals("$.failure.retry", True), wait_for_retry)
+            .otherwise(failed)
+        )
 
         for task in (poll, finalize):
             task.add_retry(
@@ -78,25 +100,19 @@ class RenderWorkflow(Construct):
                 max_attempts=5,
                 backoff_rate=1.5,
             )
-        for task in (acquire, start, poll, complete, mark):
+        for task in (acquire, start, poll, complete, record):
             task.add_retry(errors=[SERVICE_BUSY], interval=Duration.seconds(1), max_attempts=4, backoff_rate=2)
         for task in (start, poll, finalize):
             task.add_retry(errors=[REMOTION_UNAVAILABLE], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
         complete.add_retry(errors=[PUBLISH_FAILED], interval=Duration.seconds(2), max_attempts=4, backoff_rate=2)
         for task in (acquire, start, poll, finalize, complete):
-            task.add_catch(mark, errors=[sfn.Errors.ALL], result_path="$.error")
-        # MarkFailed is the last word on a render (refund, event): retry it before giving up.
-        mark.add_retry(errors=[sfn.Errors.ALL], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
-        mark.next(
-            sfn.Fail(
-                self,
-                "Render failed",
-                error="RenderFailed",
-                cause="See the render's error in DynamoDB/MarkFailed output",
-            )
-        )
+            task.add_catch(record, errors=[sfn.Errors.ALL], result_path="$.error")
+        # RecordFailure is the last word on an attempt (retry, or refund and event): retry it before giving up.
+        record.add_retry(errors=[sfn.Errors.ALL], interval=Duration.seconds(2), max_attempts=3, backoff_rate=2)
+        record.next(retry_render)
 
         wait_for_slot.next(acquire)
+        wait_for_retry.next(acquire)
         start.next(wait_for_progress)
         wait_for_progress.next(poll)
         poll.next(render_done)

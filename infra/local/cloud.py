@@ -75,6 +75,8 @@ POLICY_VARIABLES = (
     "ALLOW_HIGH_RESOLUTION",
     "ALLOWED_SOURCE_BUCKETS",
     "UPLOAD_RATE_LIMIT",
+    "MAX_RENDER_ATTEMPTS",
+    "RETRY_DELAYS_SECONDS",
 )
 
 RATE_VARIABLES = frozenset({"RATE_LIMITS", *LEGACY_RATE_VARIABLES})
@@ -99,6 +101,8 @@ REMOTION_STANDIN_HANDLER = "infra.local.remotion.handler"
 LOCAL_ENVIRONMENT = {
     "POLL_INTERVAL_SECONDS": "1",
     "SLOT_WAIT_SECONDS": "1",
+    # Whole-render retries wait 30 s, 2 min, 5 min deployed; scaled down here.
+    "RETRY_DELAYS_SECONDS": "1,2,3",
     "CHUNK_STALL_SECONDS": "60",
     "CHUNK_DISPATCH_TIMEOUT_SECONDS": "600",
     # The layer's paths (/opt/...) don't exist here; settings fall back to imageio-ffmpeg and the font packages.
@@ -314,12 +318,9 @@ class LocalCloud:
         if self.status_rules or self.scheduled_rules or self.lifecycle.rules:
             self._watcher = threading.Thread(target=self._watch_executions, name="sfn-status-events", daemon=True)
             self._watcher.start()
-        from render_service import clients
-        from render_service.settings import get_settings
+        from render_service.service import reset
 
-        clients.reset()
-        get_settings.cache_clear()
-        _reset_caches()
+        reset()
         return self
 
     def stop(self) -> None:
@@ -595,21 +596,6 @@ class LocalCloud:
             for message in batch:
                 found.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
-def _reset_caches() -> None:
-    """Module-level caches built from the previous environment (a second LocalCloud in one process)."""
-    from render_service import reminders, retention
-    from render_service.engines.remotion.client import clients_for
-    from render_service.logic import renders
-    from render_service.workflow import steps
-
-    clients_for.cache_clear()  # clients of the previous moto server's endpoint
-    retention.service.cache_clear()
-    reminders.reminders.cache_clear()
-    renders.services.cache_clear()
-    renders._idempotent_submit.cache_clear()
-    steps.steps.cache_clear()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ HANDLERS = {
     "PollRender": "render_service.handlers.workflow.poll_render",
     "FinalizeRender": "render_service.handlers.workflow.finalize_render",
     "CompleteRender": "render_service.handlers.workflow.complete_render",
-    "MarkFailed": "render_service.handlers.workflow.mark_failed",
+    "RecordFailure": "render_service.handlers.workflow.record_failure",
     "ChunkWorker": "render_service.handlers.chunk_worker.handler",
     "Reconcile": "render_service.handlers.workflow.reconcile",
     "SweepLostRenders": "render_service.handlers.workflow.sweep_lost_renders",
@@ -39,7 +39,7 @@ WORKFLOW_FUNCTIONS = {
     "PollRender",
     "FinalizeRender",
     "CompleteRender",
-    "MarkFailed",
+    "RecordFailure",
     "Reconcile",
     "SweepLostRenders",
     "RemindExpiring",
@@ -248,7 +248,7 @@ def test_function_log_groups_have_retention(template: Template) -> None:
         ("ChunkWorker", {"MemorySize": 3008, "Timeout": 900, "EphemeralStorage": {"Size": 10240}, "layers": 2}),
         ("AcquireSlot", {"EphemeralStorage": None, "layers": 1}),
         ("PollRender", {"EphemeralStorage": None, "layers": 1}),
-        ("MarkFailed", {"EphemeralStorage": None, "layers": 1}),
+        ("RecordFailure", {"EphemeralStorage": None, "layers": 1}),
         ("CompleteRender", {"MemorySize": 256, "Timeout": 60, "EphemeralStorage": None, "layers": 1}),
     ],
 )
@@ -290,9 +290,9 @@ def test_environment_gives_each_function_only_what_it_needs(template: Template) 
     assert env["StartRender"]["CHUNK_FUNCTION_NAME"] == {"Ref": chunk_id}
     settling = [
         {k: v for k, v in env[name].items() if not k.startswith("REMOTION_")}
-        for name in ("CompleteRender", "MarkFailed")
+        for name in ("CompleteRender", "RecordFailure")
     ]
-    assert settling[0] == settling[1], "CompleteRender settles like MarkFailed: the same settings"
+    assert settling[0] == settling[1], "CompleteRender settles like RecordFailure: the same settings"
 
 
 def test_chunk_worker_async_invokes_are_not_retried_by_lambda(template: Template) -> None:
@@ -339,7 +339,7 @@ def test_bucket_access_is_scoped_to_key_prefixes(template: Template) -> None:
         "PollRender": {},
         "FinalizeRender": {"work/*": {"read"}, "renders/*": {"put"}},
         "CompleteRender": {"renders/*": {"read", "delete"}, "work/*": {"delete"}},
-        "MarkFailed": {"work/*": {"delete"}, "renders/*": {"read", "delete"}},
+        "RecordFailure": {"work/*": {"delete"}, "renders/*": {"read", "delete"}},
         "Reconcile": {"renders/*": {"delete"}},
         "AcquireSlot": {},
     }
@@ -368,14 +368,14 @@ def test_api_cannot_write_render_outputs(template: Template) -> None:
     assert "s3:PutObject" in media_actions_on(statements, "inputs/*")
 
 
-def test_clearing_work_files_and_listing_are_granted_to_complete_and_mark_failed(template: Template) -> None:
+def test_clearing_work_files_and_listing_are_granted_to_complete_and_record_failure(template: Template) -> None:
     """Both clear work/<id>/ (ListBucket + DeleteObject); only CompleteRender deletes an orphaned output."""
     functions = functions_by_name(template)
     bucket_id, _ = only_media_bucket(template)
     for name, (logical_id, props) in functions.items():
         statements = policy_statements(template, logical_id, props)
         deletes_work = "s3:DeleteObject*" in media_actions_on(statements, "work/*")
-        assert deletes_work == (name in {"CompleteRender", "MarkFailed"}), name
+        assert deletes_work == (name in {"CompleteRender", "RecordFailure"}), name
         if deletes_work:
             lists = {
                 a
@@ -387,8 +387,8 @@ def test_clearing_work_files_and_listing_are_granted_to_complete_and_mark_failed
 
 
 def test_functions_that_announce_success_may_read_the_output_they_presign(template: Template) -> None:
-    """A presigned GET works only if the signing role may GetObject; MarkFailed re-announces a completed render."""
-    for name in ("Api", "CompleteRender", "MarkFailed"):
+    """A presigned GET works only if the signing role may GetObject; RecordFailure re-announces a completed render."""
+    for name in ("Api", "CompleteRender", "RecordFailure"):
         logical_id, props = functions_by_name(template)[name]
         assert "s3:GetObject*" in media_actions_on(policy_statements(template, logical_id, props), "renders/*"), name
 
@@ -497,7 +497,9 @@ def test_workflow_states_and_paths_match_the_lambda_contract(template: Template)
         "FinalizeRender",
         "CompleteRender",
         "Render succeeded",
-        "MarkFailed",
+        "RecordFailure",
+        "Retry render?",
+        "Wait before retry",
         "Render failed",
     }
     tasks = {
@@ -514,7 +516,7 @@ def test_workflow_states_and_paths_match_the_lambda_contract(template: Template)
         assert "Parameters" not in state, "the whole state input is the payload"
         assert state["ResultPath"] == result_path
         assert state["Next"] == next_state
-        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MarkFailed"}]
+        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}]
         assert any("Lambda.ServiceException" in r["ErrorEquals"] for r in state["Retry"]), name
 
     assert states["Slot free?"]["Choices"] == [
@@ -542,22 +544,33 @@ def test_workflow_states_and_paths_match_the_lambda_contract(template: Template)
         "PollRender": [not_ready, busy, remotion],
         "FinalizeRender": [not_ready, remotion],
         "CompleteRender": [busy, publish],
-        "MarkFailed": [busy, everything],
+        "RecordFailure": [busy, everything],
     }
     for name, expected in own_retries.items():
         retries = states[name]["Retry"]
         assert [r for r in retries if not r["ErrorEquals"][0].startswith("Lambda.")] == expected, name
 
-    mark = states["MarkFailed"]
-    assert mark["Resource"] == fns["MarkFailed"]
-    assert mark["ResultPath"] is None  # JsonPath.DISCARD
-    assert mark["Next"] == "Render failed"
-    assert "Catch" not in mark
-    assert mark["Retry"][-1] == everything, "States.ALL must be the last retrier"
+    record = states["RecordFailure"]
+    assert record["Resource"] == fns["RecordFailure"]
+    assert record["ResultPath"] == "$.failure"
+    assert record["Next"] == "Retry render?"
+    assert "Catch" not in record
+    assert record["Retry"][-1] == everything, "States.ALL must be the last retrier"
+    # A whole-render retry waits, then queues for the (still held) slot again.
+    assert states["Retry render?"]["Choices"] == [
+        {"Variable": "$.failure.retry", "BooleanEquals": True, "Next": "Wait before retry"}
+    ]
+    assert states["Retry render?"]["Default"] == "Render failed"
+    assert states["Wait before retry"] == {
+        "Type": "Wait",
+        "SecondsPath": "$.failure.waitSeconds",
+        "Next": "AcquireSlot",
+    }
+    # Ops see the render's own error in the console, not a generic text.
     assert states["Render failed"] == {
         "Type": "Fail",
-        "Error": "RenderFailed",
-        "Cause": "See the render's error in DynamoDB/MarkFailed output",
+        "ErrorPath": "$.failure.code",
+        "CausePath": "$.failure.message",
     }
     assert states["Render succeeded"] == {"Type": "Succeed"}
 
@@ -672,21 +685,29 @@ def test_gateway_errors_come_in_the_error_shape_with_cors(template: Template) ->
 # --- observability ---------------------------------------------------------------------
 
 
-def test_alarms_cover_workflow_api_and_every_function_and_notify_the_topic(template: Template) -> None:
+ROUTED_TASKS = {"AcquireSlot", "StartRender", "PollRender", "FinalizeRender", "CompleteRender"}
+
+
+def test_alarms_page_only_where_ops_must_act_and_notify_the_topic(template: Template) -> None:
     topic_id, topic = only(template, "AWS::SNS::Topic")
     assert "KmsMasterKeyId" in topic["Properties"]
     alarms = resources(template, "AWS::CloudWatch::Alarm").values()
     metrics = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms}
     assert {
-        ("AWS/States", "ExecutionsFailed"),
+        ("RenderService", "RendersFailedInternal"),
         ("AWS/States", "ExecutionsTimedOut"),
         ("AWS/ApiGateway", "5XXError"),
         ("AWS/Lambda", "Errors"),
     } <= metrics
+    # A user's bad source fails its execution: that is a metric on the dashboard, never a page.
+    assert ("AWS/States", "ExecutionsFailed") not in metrics
+    internal = next(a for a in alarms if a["Properties"]["MetricName"] == "RendersFailedInternal")
+    assert internal["Properties"]["Dimensions"] == [{"Name": "service", "Value": "render-service"}]
     function_alarms = [a for a in alarms if a["Properties"]["MetricName"] == "Errors"]
     alarmed = {json.dumps(a["Properties"]["Dimensions"]) for a in function_alarms}
     for name, (logical_id, _) in functions_by_name(template).items():
-        assert any(logical_id in dims for dims in alarmed) == (name not in DEPLOY_TIME_FUNCTIONS), name
+        expected = name not in DEPLOY_TIME_FUNCTIONS and name not in ROUTED_TASKS
+        assert any(logical_id in dims for dims in alarmed) == expected, name
     for alarm in alarms:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["Properties"]["TreatMissingData"] == "notBreaching"
@@ -1022,7 +1043,7 @@ def test_the_functions_that_hand_out_links_sign_them_with_the_stacks_key(templat
     secret_id, _ = only(template, "AWS::SecretsManager::Secret")
     for name, (logical_id, props) in functions.items():
         env = props["Environment"]["Variables"]
-        signs = name in {"Api", "CompleteRender", "MarkFailed", "RemindExpiring"}
+        signs = name in {"Api", "CompleteRender", "RecordFailure", "RemindExpiring"}
         assert ("CDN_DOMAIN" in env) == signs, name
         reads_secret = any(
             "secretsmanager:GetSecretValue" in json.dumps(s.get("Action")) and secret_id in json.dumps(s["Resource"])
@@ -1040,7 +1061,7 @@ def test_the_functions_that_hand_out_links_sign_them_with_the_stacks_key(templat
 
 REMOTION_FUNCTION = "remotion-render-4-0-0-mem2048mb-disk2048mb-120sec"
 REMOTION_BUCKET = "remotionlambda-eucentral1-abc123"
-REMOTION_USERS = {"Api", "StartRender", "PollRender", "FinalizeRender", "MarkFailed"}
+REMOTION_USERS = {"Api", "StartRender", "PollRender", "FinalizeRender", "RecordFailure", "Reconcile"}
 
 
 def test_remotion_settings_reach_only_the_functions_that_speak_to_it(template: Template) -> None:
@@ -1096,7 +1117,8 @@ def test_remotion_bucket_access_is_its_protocol_and_nothing_more(template: Templ
     expected = {
         "Api": cancel,
         "StartRender": cancel | {("s3:PutObject", "input-props/*")},
-        "MarkFailed": cancel,
+        "RecordFailure": cancel,
+        "Reconcile": cancel,
         "FinalizeRender": {("s3:GetObject", "renders/*")},
     }
     for name, (logical_id, props) in functions_by_name(template).items():

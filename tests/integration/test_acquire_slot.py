@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from render_service.lifecycle import GHOST_AFTER, SUBMISSION_LOST, Lifecycle, lifecycle
 from render_service.models.jobs import RenderJob, RenderStatus, SlotState
 from render_service.models.timeline import RenderRequest
 from render_service.notify import EventPublisher
+from render_service.service import service
 from render_service.settings import get_settings
-from render_service.workflow.steps import GHOST_AFTER, SUBMISSION_LOST, Steps
+from render_service.workflow.steps import Steps
 
 REQUEST = RenderRequest.model_validate({"timeline": {"scenes": [{"type": "title", "text": "hi", "duration": 2}]}})
 
@@ -26,20 +29,20 @@ def _admit(steps: Steps, age: timedelta = timedelta(0)) -> RenderJob:
 
 
 def test_renders_take_slots_in_the_order_they_were_admitted(aws: Any) -> None:
-    steps = Steps(get_settings())
+    steps = Steps(lifecycle())
     first, second = _admit(steps, age=timedelta(seconds=30)), _admit(steps)
 
-    assert steps.acquire_slot(second.render_id)["acquired"] is False  # the first has not taken its turn yet
-    assert steps.acquire_slot(first.render_id)["acquired"] is True
-    assert steps.acquire_slot(second.render_id)["acquired"] is True
+    assert steps.acquire_slot(second.render_id).acquired is False  # the first has not taken its turn yet
+    assert steps.acquire_slot(first.render_id).acquired is True
+    assert steps.acquire_slot(second.render_id).acquired is True
 
 
 def test_a_render_whose_workflow_never_started_is_ended_and_refunded(aws: Any) -> None:
-    steps = Steps(get_settings())
+    steps = Steps(lifecycle())
     ghost = _admit(steps, age=GHOST_AFTER + timedelta(minutes=1))  # admitted, but StartExecution was lost
     live = _admit(steps)
 
-    assert steps.acquire_slot(live.render_id)["acquired"] is True
+    assert steps.acquire_slot(live.render_id).acquired is True
 
     ended = steps.renders.require(ghost.render_id)
     assert (ended.status, ended.slot, ended.error and ended.error.code) == (
@@ -53,17 +56,17 @@ def test_a_render_whose_workflow_never_started_is_ended_and_refunded(aws: Any) -
 
 
 def test_a_slow_but_live_workflow_is_not_mistaken_for_a_ghost(aws: Any) -> None:
-    steps = Steps(get_settings())
+    steps = Steps(lifecycle())
     old_but_live = _admit(steps, age=GHOST_AFTER + timedelta(minutes=1))
     steps.renders.mark_execution_seen(old_but_live.render_id)
     later = _admit(steps)
 
-    assert steps.acquire_slot(later.render_id)["acquired"] is False
+    assert steps.acquire_slot(later.render_id).acquired is False
     assert steps.renders.require(old_but_live.render_id).status == RenderStatus.queued
 
 
 def test_a_render_stored_before_the_flag_existed_is_never_taken_for_lost(aws: Any) -> None:
-    steps = Steps(get_settings())
+    steps = Steps(lifecycle())
     legacy = _admit(steps, age=GHOST_AFTER + timedelta(minutes=1))
     aws.dynamodb.update_item(
         TableName=get_settings().table_name,
@@ -72,14 +75,14 @@ def test_a_render_stored_before_the_flag_existed_is_never_taken_for_lost(aws: An
     )
     later = _admit(steps)
 
-    assert steps.acquire_slot(later.render_id)["acquired"] is False
+    assert steps.acquire_slot(later.render_id).acquired is False
     assert steps.renders.require(legacy.render_id).status == RenderStatus.queued
 
 
 def test_the_sweep_leaves_a_render_whose_workflow_showed_up(aws: Any) -> None:
     from render_service.data.accounting import ExecutionSeen
 
-    steps = Steps(get_settings())
+    steps = Steps(lifecycle())
     job = _admit(steps, age=GHOST_AFTER + timedelta(minutes=1))
     steps.renders.mark_execution_seen(job.render_id)
     with pytest.raises(ExecutionSeen):
@@ -89,27 +92,26 @@ def test_the_sweep_leaves_a_render_whose_workflow_showed_up(aws: Any) -> None:
 
 
 def test_a_failed_announcement_of_a_lost_render_does_not_fail_the_live_one(aws: Any) -> None:
-    steps = Steps(get_settings())
-    lost = _admit(steps, age=GHOST_AFTER + timedelta(minutes=1))
-    live = _admit(steps)
-
     class Refusing:
         def put_events(self, **_: Any) -> dict[str, Any]:
             return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}
 
-    steps.events = EventPublisher(Refusing(), "bus")  # type: ignore[arg-type]
-    assert steps.acquire_slot(live.render_id)["acquired"] is True
+    svc = dataclasses.replace(service(), events=EventPublisher(Refusing(), "bus"))  # type: ignore[arg-type]
+    steps = Steps(Lifecycle(svc))
+    lost = _admit(steps, age=GHOST_AFTER + timedelta(minutes=1))
+    live = _admit(steps)
+    assert steps.acquire_slot(live.render_id).acquired is True
     assert steps.renders.require(lost.render_id).status == RenderStatus.failed
 
 
 def test_the_scheduled_sweep_ends_lost_renders_no_later_render_comes_for(aws: Any) -> None:
-    steps = Steps(get_settings())
+    steps = Steps(lifecycle())
     lost = _admit(steps, age=timedelta(days=3))
     recent = _admit(steps, age=timedelta(minutes=1))
     running = _admit(steps, age=timedelta(days=2))
     steps.renders.mark_execution_seen(running.render_id)
 
-    result = steps.sweep_lost_submissions()
+    result = steps.ends.sweep_lost()
 
     assert result["ended"] == [lost.render_id]
     assert steps.renders.require(lost.render_id).error == SUBMISSION_LOST

@@ -193,12 +193,10 @@ def test_idempotent_retry_returns_the_same_render_and_charges_once(call: Call) -
 
 
 def test_failed_start_rolls_the_admission_back(call: Call, monkeypatch: pytest.MonkeyPatch) -> None:
-    from render_service.logic import renders
-    from render_service.settings import get_settings
+    from render_service.service import reset
 
     monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:missing")
-    get_settings.cache_clear()
-    renders.services.cache_clear()
+    reset()
     status, payload, headers = call("POST", "/renders", body())
     assert status == 503
     assert payload["error"]["code"] == "SUBMISSION_FAILED"
@@ -278,13 +276,13 @@ def test_cancel_by_subject_cancels_only_that_subjects_active_renders(call: Call)
 
 
 def _complete(aws: Any, render_id: str, user: str = "alice") -> str:
-    from render_service.logic.renders import services
+    from render_service.service import service
 
     key, poster, thumbnail = storage.output_keys(user, render_id)
     for name in (key, poster, thumbnail):
         aws.s3.put_object(Bucket=BUCKET, Key=name, Body=b"\x00" * 64)
-    accounting: Accounting = services().accounting
-    job = services().renders.require(render_id)
+    accounting: Accounting = service().accounting
+    job = service().renders.require(render_id)
     accounting.acquire_slot(job)
     output = OutputObject(key=key, size_bytes=64, duration_seconds=2.0, poster_key=poster, thumbnail_key=thumbnail)
     accounting.finish(render_id, RenderStatus.complete, output=output)
@@ -374,12 +372,12 @@ def test_json_bodies_are_read_whatever_content_type_the_client_sent(call: Call, 
 
 
 def test_queue_positions_are_first_in_first_out(call: Call) -> None:
-    from render_service.logic.renders import services
+    from render_service.service import service
 
     ids = [call("POST", "/renders", body())[1]["renderId"] for _ in range(3)]
     assert [call("GET", f"/renders/{i}")[1]["queuePosition"] for i in ids] == [1, 2, 3]
 
-    svc = services()
+    svc = service()
     assert svc.accounting.acquire_slot(svc.renders.require(ids[0]))
     positions = [call("GET", f"/renders/{i}")[1]["queuePosition"] for i in ids]
     assert positions == [None, 1, 2]
@@ -440,9 +438,9 @@ def test_contention_that_outlasts_the_retries_is_a_503_with_retry_after(
         )
 
     monkeypatch.setattr(accounting, "_TRANSACTION_ATTEMPTS", 2)
-    from render_service.logic.renders import services
+    from render_service.service import service
 
-    db = services().accounting._db
+    db = service().accounting._db
     monkeypatch.setattr(type(db), "transact_write_items", conflict, raising=False)
     status, payload, headers = call("POST", "/renders", body())
     assert (status, payload["error"]["code"]) == (503, "BUSY")
@@ -471,12 +469,10 @@ def test_quota_shows_every_window_and_a_refusal_names_the_full_one(call: Call, m
 
 
 def test_upload_tickets_are_rate_limited_per_user(call: Call, monkeypatch: pytest.MonkeyPatch) -> None:
-    from render_service.logic import renders
-    from render_service.settings import get_settings
+    from render_service.service import reset
 
     monkeypatch.setenv("UPLOAD_RATE_LIMIT", "2")
-    get_settings.cache_clear()
-    renders.services.cache_clear()
+    reset()
     ticket = {"filename": "a.mp4", "contentType": "video/mp4", "sizeBytes": 10}
     assert [call("POST", "/uploads", ticket)[0] for _ in range(3)] == [200, 200, 429]
     status, payload, headers = call("POST", "/uploads", ticket)
@@ -491,11 +487,11 @@ def test_a_lost_start_reply_for_a_render_that_is_running_is_still_a_202(
     from botocore.exceptions import ReadTimeoutError
 
     from render_service import clients
-    from render_service.logic.renders import services
+    from render_service.service import service
 
     def lost_reply(*, name: str, **_: Any) -> None:
         """StartExecution that starts the workflow (which takes its slot) but whose reply never arrives."""
-        svc = services()
+        svc = service()
         svc.accounting.acquire_slot(svc.renders.require(name))
         raise ReadTimeoutError(endpoint_url="https://states")
 

@@ -36,11 +36,12 @@ def steps(aws: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Steps, RecordingLa
     monkeypatch.setenv("CHUNK_FUNCTION_NAME", "ChunkWorker")
     monkeypatch.setenv("CHUNK_STALL_SECONDS", "60")
     monkeypatch.setenv("CHUNK_DISPATCH_TIMEOUT_SECONDS", "600")
-    from render_service.settings import get_settings
+    from render_service.lifecycle import lifecycle
+    from render_service.service import reset
 
-    get_settings.cache_clear()
+    reset()
     recorder = RecordingLambda()
-    return Steps(get_settings(), lambda_client=recorder), recorder  # type: ignore[arg-type]
+    return Steps(lifecycle(), lambda_client=recorder), recorder  # type: ignore[arg-type]
 
 
 def rendering_job(steps: Steps, chunks: int) -> str:
@@ -56,7 +57,7 @@ def set_chunk(aws: Any, render_id: str, index: int, **fields: Any) -> None:
     names = {f"#{k}": k for k in fields}
     aws.dynamodb.update_item(
         TableName=TABLE,
-        Key=it.key(it.render_pk(render_id), it.chunk_sk(index)),
+        Key=it.key(it.render_pk(render_id), it.chunk_sk(1, index)),
         UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields),
         ExpressionAttributeNames=names,
         ExpressionAttributeValues={f":{k}": it.serialize_value(v) for k, v in fields.items()},
@@ -72,17 +73,17 @@ def test_progress_is_the_share_of_frames_done_and_never_goes_down(
     set_chunk(aws, render_id, 0, status="running", attempts=1, framesDone=100, heartbeatAt=now)
     set_chunk(aws, render_id, 1, status="running", attempts=1, framesDone=50, heartbeatAt=now)
     first = step.poll_render(render_id)
-    assert (first["status"], first["progress"]) == ("rendering", 5 + 85 * 150 // 200)
+    assert (first.status, first.progress) == ("rendering", 5 + 85 * 150 // 200)
 
     set_chunk(aws, render_id, 1, framesDone=10)  # a re-dispatched chunk starts again from zero
     again = step.poll_render(render_id)
-    assert again["progress"] >= first["progress"]
-    assert step.renders.require(render_id).progress == first["progress"]
+    assert again.progress >= first.progress
+    assert step.renders.require(render_id).progress == first.progress
 
     set_chunk(aws, render_id, 1, status="done", framesDone=100, key="work/x/chunk-0001.mp4")
     set_chunk(aws, render_id, 0, status="done", key="work/x/chunk-0000.mp4")
     done = step.poll_render(render_id)
-    assert (done["status"], done["progress"]) == ("done", 90)
+    assert (done.status, done.progress) == ("done", 90)
     assert step.renders.require(render_id).phase == "finalizing"
 
 
@@ -95,7 +96,7 @@ def test_failed_and_stalled_chunks_are_dispatched_again(aws: Any, steps: tuple[S
     set_chunk(aws, render_id, 1, status="running", attempts=1, heartbeatAt=stale)
     set_chunk(aws, render_id, 2, status="running", attempts=1, heartbeatAt=fresh)
 
-    assert step.poll_render(render_id)["status"] == "rendering"
+    assert step.poll_render(render_id).status == "rendering"
     assert sorted((d["index"], d["attempt"]) for d in recorder.dispatched) == [(0, 2), (1, 2)]
     chunks = {c.index: c for c in step.renders.list_chunks(render_id)}
     assert (chunks[0].status, chunks[0].attempts) == (ChunkStatus.dispatched, 2)

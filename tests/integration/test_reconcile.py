@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from render_service.data.accounting import Accounting
-from render_service.logic.renders import limits
 from render_service.models.jobs import OutputObject, RenderJob, RenderStatus, SlotState
 from render_service.models.timeline import RenderRequest
+from render_service.service import limits
 from render_service.settings import get_settings
 
 REQUEST = RenderRequest.model_validate({"timeline": {"scenes": [{"type": "title", "text": "hi", "duration": 2}]}})
@@ -38,14 +38,14 @@ def test_a_timed_out_execution_fails_its_render_and_refunds(
     aws: Any, load_event: Callable[..., dict[str, Any]]
 ) -> None:
     from render_service.handlers.workflow import reconcile
-    from render_service.logic.renders import services
+    from render_service.service import service
 
     accounting, job = _running(aws)
     event = load_event("execution_timed_out")
     event["detail"] = {**event["detail"], "name": job.render_id}
 
     assert reconcile(copy.deepcopy(event), _Context()) == {"status": "failed"}
-    ended = services().renders.require(job.render_id)
+    ended = service().renders.require(job.render_id)
     assert (ended.status, ended.error and ended.error.code, ended.slot) == (
         RenderStatus.failed,
         "TIMED_OUT",
@@ -75,6 +75,7 @@ def test_a_stop_seen_before_the_cancels_write_still_ends_as_cancelled(
     aws: Any, load_event: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from render_service.handlers.workflow import reconcile
+    from render_service.lifecycle import lifecycle
     from render_service.logic import renders
 
     accounting, job = _running(aws)
@@ -82,7 +83,7 @@ def test_a_stop_seen_before_the_cancels_write_still_ends_as_cancelled(
     event["detail"] = {**event["detail"], "name": job.render_id, "status": "ABORTED"}
     outcomes: list[dict[str, Any]] = []
     # The race: the execution's ABORTED status reaches Reconcile before the cancel writes its ending.
-    monkeypatch.setattr(renders, "_stop_execution", lambda render_id: outcomes.append(reconcile(event, _Context())))
+    monkeypatch.setattr(lifecycle(), "_stop_execution", lambda render_id: outcomes.append(reconcile(event, _Context())))
 
     view = renders.cancel("alice", job.render_id)
 

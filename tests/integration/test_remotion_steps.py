@@ -13,6 +13,7 @@ import pytest
 from render_service import errors
 from render_service.models.jobs import RenderJob, RenderStatus
 from render_service.models.requests import parse_request
+from render_service.models.steps import CatchError
 from render_service.workflow.steps import Steps
 
 FUNCTION, BUCKET = "remotion-render-steps", "remotionlambda-steps"
@@ -21,7 +22,8 @@ FUNCTION, BUCKET = "remotion-render-steps", "remotionlambda-steps"
 @pytest.fixture
 def steps(aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Steps:
     from infra.local import remotion as standin
-    from render_service.settings import get_settings
+    from render_service.lifecycle import lifecycle
+    from render_service.service import reset
 
     env = {
         "REMOTION_FUNCTION_NAME": FUNCTION,
@@ -33,7 +35,7 @@ def steps(aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Steps:
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
+    reset()
     aws.s3.create_bucket(Bucket=BUCKET)
     role = boto3.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     boto3.client("lambda").create_function(
@@ -43,7 +45,7 @@ def steps(aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Steps:
         Handler="infra.local.remotion.handler",
         Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
     )
-    return Steps(get_settings())
+    return Steps(lifecycle())
 
 
 def started_job(steps: Steps, **fields: Any) -> str:
@@ -72,7 +74,7 @@ def poll_until_done(steps: Steps, render_id: str) -> list[dict[str, Any]]:
     seen = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        seen.append(steps.poll_render(render_id))
+        seen.append(steps.poll_render(render_id).result())
         if seen[-1]["status"] == "done":
             return seen
         time.sleep(0.2)
@@ -81,8 +83,8 @@ def poll_until_done(steps: Steps, render_id: str) -> list[dict[str, Any]]:
 
 def test_a_retried_start_never_starts_a_second_render(steps: Steps, aws: Any) -> None:
     render_id = started_job(steps)
-    first = steps.start_render(render_id)
-    again = steps.start_render(render_id)
+    first = steps.start_render(render_id).result()
+    again = steps.start_render(render_id).result()
 
     assert first == again == {"status": "rendering", "progress": 5, "waitSeconds": 2}
     assert len(remotion_renders(aws)) == 1
@@ -107,7 +109,7 @@ def test_a_render_is_watched_then_delivered_into_our_bucket(steps: Steps, aws: A
     assert job.remotion.costs is not None
     assert job.remotion.costs.currency == "USD"
 
-    output = steps.finalize_render(render_id)
+    output = steps.finalize_render(render_id).result()
     assert output["key"] == f"renders/alice/{render_id}.mp4"
     assert (output["width"], output["height"]) == (320, 180)
     assert output["durationSeconds"] == pytest.approx(1.0, abs=1 / 30)
@@ -119,7 +121,7 @@ def test_a_render_cancelled_while_remotion_starts_it_is_cancelled_there(
     steps: Steps, aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     render_id = started_job(steps)
-    function = steps.remotion.function
+    function = steps.ends.remotion.function
     start = function.start
 
     def start_while_the_user_cancels(request: Any) -> Any:
@@ -145,7 +147,29 @@ def test_a_failed_render_is_stopped_at_remotion(steps: Steps, aws: Any) -> None:
     steps.start_render(render_id)
     steps.poll_render(render_id)
 
-    assert steps.mark_failed(render_id, {"Error": "States.Timeout"})["status"] == "failed"
+    failure = steps.ends.attempt_failed(render_id, CatchError(Error="SourceInvalid"))
+    assert (failure.retry, steps.renders.require(render_id).status) == (False, RenderStatus.failed)
     state = steps.renders.require(render_id).remotion
     assert state is not None
     assert aws.s3.head_object(Bucket=BUCKET, Key=f"renders/{state.render_id}/cancel.json")
+
+
+def test_a_retried_attempt_stops_the_old_render_and_starts_a_new_one(steps: Steps, aws: Any) -> None:
+    from infra.local.remotion import FAULT_KEY
+
+    aws.s3.put_object(Bucket=BUCKET, Key=FAULT_KEY, Body=b'{"stall": true}')
+    render_id = started_job(steps)
+    steps.start_render(render_id)
+    first = steps.renders.require(render_id).remotion
+    assert first is not None
+
+    failure = steps.ends.attempt_failed(render_id, CatchError(Error="RemotionUnavailable"))
+
+    assert failure.retry is True
+    assert aws.s3.head_object(Bucket=BUCKET, Key=f"renders/{first.render_id}/cancel.json")
+    assert steps.renders.require(render_id).remotion is None
+    steps.start_render(render_id)
+    second = steps.renders.require(render_id).remotion
+    assert second is not None
+    assert second.render_id != first.render_id
+    poll_until_done(steps, render_id)

@@ -12,13 +12,15 @@ import pytest
 from infra.admin import main as admin
 from render_service import clients, errors, storage
 from render_service.data.items import serialize_value
+from render_service.lifecycle import lifecycle
 from render_service.logic import renders
 from render_service.models.jobs import RenderJob
+from render_service.models.steps import OutputResult
 from render_service.models.timeline import RenderRequest
 from render_service.notify import EventPublisher
 from render_service.reminders import Reminders, reminders
 from render_service.retention import TAG_KEY, expires_at, service
-from render_service.settings import get_settings
+from render_service.service import service as wiring
 from render_service.workflow.steps import Steps
 
 TABLE, BUCKET = "renders-test", "renders-test-bucket"
@@ -27,7 +29,7 @@ REQUEST = RenderRequest.model_validate({"timeline": {"scenes": [{"type": "title"
 
 def completed(aws: Any, user: str = "alice", render_id: str = "r-1") -> RenderJob:
     """A render completed by CompleteRender, with the MP4 and stills FinalizeRender uploaded."""
-    steps = Steps(get_settings())
+    steps = Steps(lifecycle())
     job = RenderJob(render_id=render_id, user_id=user, request=REQUEST, cost=1)
     steps.accounting.admit(job)
     steps.accounting.acquire_slot(job)
@@ -35,14 +37,14 @@ def completed(aws: Any, user: str = "alice", render_id: str = "r-1") -> RenderJo
     key, poster, thumbnail = storage.output_keys(user, render_id)
     for name in (key, poster, thumbnail):
         aws.s3.put_object(Bucket=BUCKET, Key=name, Body=b"\x00" * 64)
-    output = {"key": key, "sizeBytes": 64, "durationSeconds": 2.0, "posterKey": poster, "thumbnailKey": thumbnail}
+    output = OutputResult(key=key, sizeBytes=64, durationSeconds=2.0, posterKey=poster, thumbnailKey=thumbnail)
     steps.complete_render(render_id, output)
     return steps.renders.require(render_id)
 
 
 def expire_at(render_id: str, until: datetime) -> None:
     """Moves an output's expiry (as if it had been kept for less), reminder included."""
-    svc = renders.services()
+    svc = wiring()
     job = svc.renders.require(render_id)
     assert job.output is not None
     output = job.output.model_copy(update={"retained_until": until}).model_dump()
@@ -85,8 +87,8 @@ def test_a_completed_output_is_tagged_with_the_default_class_and_kept_until_its_
     succeeded = [e["detail"] for e in aws.received_events() if e["detail-type"] == "Render Succeeded"]
     assert [d["output"]["retainedUntil"] for d in succeeded] == [job.output.retained_until.isoformat()]
     # A retried CompleteRender changes nothing.
-    Steps(get_settings()).complete_render("r-1", {"key": job.output.key, "sizeBytes": 64, "durationSeconds": 2.0})
-    assert renders.services().renders.require("r-1").output == job.output
+    Steps(lifecycle()).complete_render("r-1", OutputResult(key=job.output.key, sizeBytes=64, durationSeconds=2.0))
+    assert wiring().renders.require("r-1").output == job.output
 
 
 def test_a_user_given_a_longer_retention_by_the_admin_cli_keeps_outputs_that_long(

@@ -36,6 +36,7 @@ from render_service.logic import pricing, renders
 from render_service.models import api
 from render_service.models.jobs import RenderStatus
 from render_service.models.requests import ENGINES, AnyRenderRequest
+from render_service.service import service
 
 logger = Logger(child=True)
 
@@ -405,7 +406,7 @@ def _base_path() -> str:
 )
 def estimate_render(request: RenderBody) -> api.Estimate:
     caller = user_id()
-    settings = renders.services().settings
+    settings = service().settings
     pricing.check(request, caller, settings)
     return pricing.estimate(request, settings)
 

@@ -3,7 +3,7 @@
 | item        | PK                        | SK                        |
 |-------------|---------------------------|---------------------------|
 | render job  | RENDER#<id>               | RENDER                    |
-| chunk       | RENDER#<id>               | CHUNK#<nnnn>              |
+| chunk       | RENDER#<id>               | CHUNK#<attempt>#<nnnn>    |
 | rate window | QUOTA#<user>#<policy>     | WINDOW#<seconds>#<start>  |
 | counters    | USER#<user>               | COUNTERS                  |
 | credits     | CREDITS#<user>            | BALANCE / LEDGER#<ts>#<id>|
@@ -37,8 +37,12 @@ def render_pk(render_id: str) -> str:
     return f"RENDER#{render_id}"
 
 
-def chunk_sk(index: int) -> str:
-    return f"CHUNK#{index:04d}"
+def chunk_sk(render_attempt: int, index: int) -> str:
+    return f"{chunk_prefix(render_attempt)}{index:04d}"
+
+
+def chunk_prefix(render_attempt: int) -> str:
+    return f"CHUNK#{render_attempt:02d}#"
 
 
 def user_history_pk(user_id: str) -> str:

@@ -61,9 +61,13 @@ def job_to_item(job: RenderJob) -> dict[str, Any]:
         "createdAt": iso(job.created_at),
         "updatedAt": iso(job.updated_at),
         "startedAt": iso(job.started_at),
+        "attemptStartedAt": iso(job.attempt_started_at),
         "completedAt": iso(job.completed_at),
         "output": job.output.model_dump() if job.output else None,
         "error": job.error.model_dump() if job.error else None,
+        "lastError": job.last_error.model_dump() if job.last_error else None,
+        "nextAttemptAt": iso(job.next_attempt_at),
+        "safeMode": job.safe_mode,
         "executionSeen": job.execution_seen,
         "cancelRequested": job.cancel_requested,
         "remotion": job.remotion.model_dump(exclude_none=True) if job.remotion else None,
@@ -93,9 +97,13 @@ def item_to_job(raw: dict[str, Any]) -> RenderJob:
         created_at=item["createdAt"],
         updated_at=item.get("updatedAt", item["createdAt"]),
         started_at=item.get("startedAt"),
+        attempt_started_at=item.get("attemptStartedAt"),
         completed_at=item.get("completedAt"),
         output=OutputObject.model_validate(item["output"]) if item.get("output") else None,
         error=RenderError.model_validate(item["error"]) if item.get("error") else None,
+        last_error=RenderError.model_validate(item["lastError"]) if item.get("lastError") else None,
+        next_attempt_at=item.get("nextAttemptAt"),
+        safe_mode=item.get("safeMode", False),
         # Items always carry the flag; one without it predates the flag and had a workflow.
         execution_seen=item.get("executionSeen", True),
         cancel_requested=item.get("cancelRequested", False),
@@ -170,7 +178,8 @@ class RenderRepository:
         return job
 
     def start_rendering(self, render_id: str) -> RenderJob:
-        """queued -> rendering; a repeated call (a retried StartRender) leaves it as it is."""
+        """Starts the next attempt: queued (the first) or retrying (after a transient failure) ->
+        rendering. A repeated call within an attempt (a retried StartRender) leaves it as it is."""
         now = now_iso()
         try:
             response = self._db.update_item(
@@ -178,33 +187,70 @@ class RenderRepository:
                 Key=it.key(it.render_pk(render_id), it.RENDER_SK),
                 UpdateExpression=(
                     "SET #status = :rendering, #phase = :preparing, startedAt = if_not_exists(startedAt, :now), "
-                    "updatedAt = :now ADD attempts :one"
+                    "attemptStartedAt = :now, updatedAt = :now REMOVE nextAttemptAt ADD attempts :one"
                 ),
-                ConditionExpression="#status IN (:queued, :rendering)",
+                ConditionExpression="#status = :queued OR (#status = :rendering AND #phase = :retrying)",
                 ExpressionAttributeNames={"#status": "status", "#phase": "phase"},
                 ExpressionAttributeValues={
                     ":rendering": {"S": RenderStatus.rendering},
                     ":queued": {"S": RenderStatus.queued},
+                    ":retrying": {"S": Phase.retrying},
                     ":preparing": {"S": Phase.preparing},
                     ":now": {"S": now},
                     ":one": {"N": "1"},
                 },
                 ReturnValues="ALL_NEW",
             )
-        except self._db.exceptions.ConditionalCheckFailedException as exc:
-            raise RenderAlreadyFinished(f"render {render_id} has already finished") from exc
+        except self._db.exceptions.ConditionalCheckFailedException:
+            job = self.require(render_id)
+            if job.status == RenderStatus.rendering:
+                return job  # this attempt has started already
+            raise RenderAlreadyFinished(f"render {render_id} has already finished") from None
         return item_to_job(response["Attributes"])
 
-    def record_progress(self, render_id: str, progress: int, phase: Phase) -> None:
-        """Progress only moves forward: a late or repeated poll can never lower it."""
-        # A failed condition means behind the stored figure, or no longer rendering: nothing to record.
-        with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+    def schedule_retry(
+        self, render_id: str, *, attempt: int, error: RenderError, next_attempt_at: datetime, safe_mode: bool
+    ) -> bool:
+        """Attempt `attempt` failed for a transient reason: rendering -> retrying until the next one.
+
+        False if the render is no longer in that attempt (it ended, or a repeated call did this).
+        """
+        try:
             self._db.update_item(
                 TableName=self._table,
                 Key=it.key(it.render_pk(render_id), it.RENDER_SK),
+                # The next attempt starts afresh: a remotion render of this one is not resumed.
+                UpdateExpression=(
+                    "SET #phase = :retrying, lastError = :error, nextAttemptAt = :next, safeMode = :safe, "
+                    "updatedAt = :now REMOVE remotion"
+                ),
+                ConditionExpression="#status = :rendering AND attempts = :attempt AND #phase <> :retrying",
+                ExpressionAttributeNames={"#status": "status", "#phase": "phase"},
+                ExpressionAttributeValues={
+                    ":retrying": {"S": Phase.retrying},
+                    ":rendering": {"S": RenderStatus.rendering},
+                    ":attempt": {"N": str(attempt)},
+                    ":error": it.serialize_value(error.model_dump()),
+                    ":next": {"S": iso(next_attempt_at) or ""},
+                    ":safe": {"BOOL": safe_mode},
+                    ":now": {"S": now_iso()},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def record_progress(self, render_id: str, progress: int, phase: Phase) -> None:
+        """Progress only moves forward: a late or repeated poll, or a retry's new attempt, never lowers it."""
+        key = it.key(it.render_pk(render_id), it.RENDER_SK)
+        names = {"#status": "status", "#phase": "phase"}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=key,
                 UpdateExpression="SET progress = :p, #phase = :phase, updatedAt = :now",
                 ConditionExpression="#status = :rendering AND progress <= :p",
-                ExpressionAttributeNames={"#status": "status", "#phase": "phase"},
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
                     ":p": {"N": str(progress)},
                     ":phase": {"S": phase},
@@ -212,6 +258,22 @@ class RenderRepository:
                     ":now": {"S": now_iso()},
                 },
             )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            # Behind the stored figure (a new attempt catching up) or no longer rendering: the
+            # phase still says what the render is doing, while it renders.
+            with contextlib.suppress(self._db.exceptions.ConditionalCheckFailedException):
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET #phase = :phase, updatedAt = :now",
+                    ConditionExpression="#status = :rendering",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={
+                        ":phase": {"S": phase},
+                        ":rendering": {"S": RenderStatus.rendering},
+                        ":now": {"S": now_iso()},
+                    },
+                )
 
     def set_output_deleted(self, render_id: str) -> None:
         self._db.update_item(
@@ -365,7 +427,8 @@ class RenderRepository:
                     Item=it.serialize(
                         {
                             "PK": it.render_pk(chunk.render_id),
-                            "SK": it.chunk_sk(chunk.index),
+                            "SK": it.chunk_sk(chunk.render_attempt, chunk.index),
+                            "renderAttempt": chunk.render_attempt,
                             "type": "chunk",
                             "index": chunk.index,
                             "frames": chunk.frames,
@@ -382,28 +445,40 @@ class RenderRepository:
             except self._db.exceptions.ConditionalCheckFailedException:
                 continue
 
-    def list_chunks(self, render_id: str) -> list[Chunk]:
+    def list_chunks(self, render_id: str, *, render_attempt: int = 1) -> list[Chunk]:
+        """The chunks one attempt of the render planned."""
         items = self._query_all(
             KeyConditionExpression="PK = :pk AND begins_with(SK, :chunk)",
-            ExpressionAttributeValues={":pk": {"S": it.render_pk(render_id)}, ":chunk": {"S": "CHUNK#"}},
+            ExpressionAttributeValues={
+                ":pk": {"S": it.render_pk(render_id)},
+                ":chunk": {"S": it.chunk_prefix(render_attempt)},
+            },
             ConsistentRead=True,
         )
         return sorted((_item_to_chunk(render_id, raw) for raw in items), key=lambda c: c.index)
 
-    def get_chunk(self, render_id: str, index: int) -> Chunk | None:
+    def get_chunk(self, render_id: str, index: int, *, render_attempt: int = 1) -> Chunk | None:
         response = self._db.get_item(
-            TableName=self._table, Key=it.key(it.render_pk(render_id), it.chunk_sk(index)), ConsistentRead=True
+            TableName=self._table,
+            Key=it.key(it.render_pk(render_id), it.chunk_sk(render_attempt, index)),
+            ConsistentRead=True,
         )
         return _item_to_chunk(render_id, response["Item"]) if "Item" in response else None
 
     def _update_chunk(
-        self, render_id: str, index: int, expression: str, condition: str, values: dict[str, Any]
+        self,
+        render_id: str,
+        index: int,
+        expression: str,
+        condition: str,
+        values: dict[str, Any],
+        render_attempt: int,
     ) -> bool:
         names = {f"#{name}": name for name in ("status", "key", "error") if f"#{name}" in expression + condition}
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=it.key(it.render_pk(render_id), it.chunk_sk(index)),
+                Key=it.key(it.render_pk(render_id), it.chunk_sk(render_attempt, index)),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -413,7 +488,9 @@ class RenderRepository:
             return False
         return True
 
-    def dispatch_chunk(self, render_id: str, index: int, attempt: int, seen: ChunkStatus) -> bool:
+    def dispatch_chunk(
+        self, render_id: str, index: int, attempt: int, seen: ChunkStatus, *, render_attempt: int = 1
+    ) -> bool:
         """Records attempt number `attempt` as dispatched, if the chunk is still as the caller saw it;
         False if another poll or a worker moved it on meanwhile."""
         return self._update_chunk(
@@ -430,9 +507,10 @@ class RenderRepository:
                 ":now": now_iso(),
                 ":seen": seen.value,
             },
+            render_attempt,
         )
 
-    def claim_chunk(self, render_id: str, index: int, attempt: int) -> bool:
+    def claim_chunk(self, render_id: str, index: int, attempt: int, *, render_attempt: int = 1) -> bool:
         """A worker takes the attempt it was sent; False if that attempt was superseded meanwhile."""
         return self._update_chunk(
             render_id,
@@ -445,9 +523,12 @@ class RenderRepository:
                 ":attempt": attempt,
                 ":dispatched": ChunkStatus.dispatched.value,
             },
+            render_attempt,
         )
 
-    def chunk_progress(self, render_id: str, index: int, attempt: int, frames_done: int) -> bool:
+    def chunk_progress(
+        self, render_id: str, index: int, attempt: int, frames_done: int, *, render_attempt: int = 1
+    ) -> bool:
         """Heartbeat plus frames done; False once this attempt has been superseded."""
         return self._update_chunk(
             render_id,
@@ -460,9 +541,12 @@ class RenderRepository:
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
             },
+            render_attempt,
         )
 
-    def chunk_done(self, render_id: str, index: int, attempt: int, key: str, frames: int) -> bool:
+    def chunk_done(
+        self, render_id: str, index: int, attempt: int, key: str, frames: int, *, render_attempt: int = 1
+    ) -> bool:
         return self._update_chunk(
             render_id,
             index,
@@ -476,9 +560,10 @@ class RenderRepository:
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
             },
+            render_attempt,
         )
 
-    def chunk_failed(self, render_id: str, index: int, attempt: int, error: str) -> bool:
+    def chunk_failed(self, render_id: str, index: int, attempt: int, error: str, *, render_attempt: int = 1) -> bool:
         return self._update_chunk(
             render_id,
             index,
@@ -491,6 +576,7 @@ class RenderRepository:
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
             },
+            render_attempt,
         )
 
 
@@ -498,6 +584,7 @@ def _item_to_chunk(render_id: str, raw: dict[str, Any]) -> Chunk:
     item = it.deserialize(raw)
     return Chunk(
         render_id=render_id,
+        render_attempt=item.get("renderAttempt", 1),
         index=item["index"],
         frames=item["frames"],
         spec=item["spec"],

@@ -8,8 +8,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from render_service.lifecycle import lifecycle
+from render_service.models.steps import CatchError, StepInput, StepModel
 from render_service.workflow.steps import steps
 
 logger = Logger()
@@ -19,16 +21,7 @@ metrics = Metrics()
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-class StepInput(BaseModel):
-    """The execution's state: its input plus what earlier steps added."""
-
-    renderId: str = Field(pattern=r"^[A-Za-z0-9-]{1,80}$")
-    userId: str
-    error: dict[str, Any] | None = None  # set by a Catch before MarkFailed
-    output: dict[str, Any] | None = None  # set by FinalizeRender for CompleteRender
-
-
-def task(step: Callable[[StepInput], dict[str, Any]]) -> Handler:
+def task(step: Callable[[StepInput], StepModel]) -> Handler:
     """The same Powertools stack for every task: render id in every log line, traced, metrics flushed."""
 
     @logger.inject_lambda_context(clear_state=True)
@@ -37,23 +30,22 @@ def task(step: Callable[[StepInput], dict[str, Any]]) -> Handler:
     @event_parser(model=StepInput)
     def handler(event: StepInput, context: LambdaContext) -> dict[str, Any]:
         logger.append_keys(render_id=event.renderId, user_id=event.userId)
-        return step(event)
+        return step(event).result()
 
     return handler  # type: ignore[no-any-return]
 
 
-def _complete(event: StepInput) -> dict[str, Any]:
+class Ended(StepModel):
+    status: str
+
+
+def _complete(event: StepInput) -> Ended:
     if event.output is None:
         raise ValueError("CompleteRender needs $.output from FinalizeRender")
-    result = steps().complete_render(event.renderId, event.output)
+    status = steps().complete_render(event.renderId, event.output)
     metrics.add_metric(name="RendersSucceeded", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="RenderedSeconds", unit=MetricUnit.Seconds, value=event.output["durationSeconds"])
-    return result
-
-
-def _mark_failed(event: StepInput) -> dict[str, Any]:
-    metrics.add_metric(name="RendersFailed", unit=MetricUnit.Count, value=1)
-    return steps().mark_failed(event.renderId, event.error)
+    metrics.add_metric(name="RenderedSeconds", unit=MetricUnit.Seconds, value=event.output.durationSeconds)
+    return Ended(status=status.value)
 
 
 acquire_slot = task(lambda event: steps().acquire_slot(event.renderId))
@@ -61,7 +53,7 @@ start_render = task(lambda event: steps().start_render(event.renderId))
 poll_render = task(lambda event: steps().poll_render(event.renderId))
 finalize_render = task(lambda event: steps().finalize_render(event.renderId))
 complete_render = task(_complete)
-mark_failed = task(_mark_failed)
+record_failure = task(lambda event: lifecycle().attempt_failed(event.renderId, event.error or CatchError()))
 
 
 class ExecutionStatus(BaseModel):
@@ -76,15 +68,18 @@ class ExecutionStatusChange(EventBridgeModel):
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 @event_parser(model=ExecutionStatusChange)
 def reconcile(event: ExecutionStatusChange, context: LambdaContext) -> dict[str, Any]:
     """EventBridge rule target for executions that end FAILED, TIMED_OUT or ABORTED."""
     logger.append_keys(render_id=event.detail.name)
-    return steps().reconcile(event.detail.name, event.detail.status)
+    status = lifecycle().reconcile(event.detail.name, event.detail.status)
+    return {"status": status.value if status else "unknown"}
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def sweep_lost_renders(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduled (EventBridge rate rule): ends renders whose workflow never started."""
-    return steps().sweep_lost_submissions()
+    return lifecycle().sweep_lost()

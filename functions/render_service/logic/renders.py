@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -19,8 +18,6 @@ from aws_lambda_powertools.utilities.idempotency import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from render_service import clients, links, outputs, retention, storage
-from render_service.data.accounting import Accounting, Limits
-from render_service.data.renders import RenderRepository
 from render_service.errors import (
     InsufficientCredits,
     OutputGone,
@@ -29,20 +26,18 @@ from render_service.errors import (
     RenderNotComplete,
     SubmissionFailed,
 )
+from render_service.lifecycle import lifecycle
 from render_service.logic import pricing
 from render_service.models import api
-from render_service.models.jobs import TERMINAL, RenderError, RenderJob, RenderStatus, SlotState
+from render_service.models.jobs import Phase, RenderError, RenderJob, RenderStatus, SlotState
 from render_service.models.remotion import RemotionRequest
 from render_service.models.requests import parse_request
 from render_service.models.timeline import RenderRequest, Subject
-from render_service.notify import DetailType, EventPublisher, PublishFailed
-from render_service.settings import Settings, get_settings
-from render_service.workflow.remotion import RemotionSteps
+from render_service.service import on_reset, service
+from render_service.settings import get_settings
 
 logger = Logger(child=True)
 metrics = Metrics()
-
-CANCELLED = RenderError(code="CANCELLED", message="cancelled by the user")
 
 IDEMPOTENCY = IdempotencyConfig(
     # The key is per user: two users may pick the same Idempotency-Key.
@@ -52,51 +47,6 @@ IDEMPOTENCY = IdempotencyConfig(
     expires_after_seconds=24 * 3600,
     raise_on_no_idempotency_key=True,
 )
-
-
-@dataclass(frozen=True)
-class Services:
-    settings: Settings
-    renders: RenderRepository
-    accounting: Accounting
-    events: EventPublisher
-    remotion: RemotionSteps
-
-
-@cache
-def services() -> Services:
-    settings = get_settings()
-    db = clients.dynamodb()
-    renders = RenderRepository(db, settings.table_name)
-    return Services(
-        settings=settings,
-        renders=renders,
-        accounting=Accounting(db, settings.table_name, limits(settings)),
-        events=EventPublisher(clients.events(), settings.event_bus_name),
-        remotion=RemotionSteps(settings, renders),
-    )
-
-
-def limits(settings: Settings) -> Limits:
-    return Limits(
-        windows=settings.rate_limits,
-        max_active=settings.max_active_renders,
-        max_queued=settings.max_queued_renders,
-        initial_credits=settings.initial_credits,
-        credits_enabled=settings.credits_enabled,
-    )
-
-
-def event_detail(job: RenderJob, **extra: Any) -> dict[str, Any]:
-    subject = job.request.subject
-    return {
-        "renderId": job.render_id,
-        "userId": job.user_id,
-        "status": job.status.value,
-        "engine": job.engine,
-        "subject": subject.model_dump(mode="json") if subject else None,
-        **extra,
-    }
 
 
 # --- submit ----------------------------------------------------------------------------
@@ -128,8 +78,11 @@ def _idempotent_submit() -> Any:
     return idempotent_function(data_keyword_argument="data", persistence_store=store, config=IDEMPOTENCY)(submit_once)
 
 
+on_reset(_idempotent_submit.cache_clear)
+
+
 def _submit(user_id: str, request: RenderRequest | RemotionRequest) -> api.RenderCreated:
-    svc = services()
+    svc = service()
     pricing.check(request, user_id, svc.settings)
     job = RenderJob(
         render_id=str(uuid.uuid4()),
@@ -165,7 +118,8 @@ def _submit(user_id: str, request: RenderRequest | RemotionRequest) -> api.Rende
 
 def to_view(job: RenderJob, *, queue_position: int | None = None, check_output: bool = False) -> api.RenderView:
     """The API's view of a job; `check_output`: see `outputs.view`."""
-    output = outputs.view(job, services().settings, check_output=check_output)
+    svc = service()
+    output = outputs.view(job, svc.settings, check_output=check_output)
     return api.RenderView(
         renderId=job.render_id,
         status=job.status.value,
@@ -176,12 +130,17 @@ def to_view(job: RenderJob, *, queue_position: int | None = None, check_output: 
         queuePosition=queue_position,
         cost=job.cost,
         attempts=job.attempts,
+        maxAttempts=svc.settings.max_render_attempts,
+        nextAttemptAt=job.next_attempt_at if job.phase == Phase.retrying else None,
+        lastError=_error_view(job.last_error) if job.phase == Phase.retrying else None,
+        safeMode=job.safe_mode,
+        estimatedSecondsRemaining=estimated_seconds_remaining(job, datetime.now(UTC)),
         createdAt=job.created_at,
         updatedAt=job.updated_at,
         startedAt=job.started_at,
         completedAt=job.completed_at,
         output=output,
-        error=api.ErrorView(code=job.error.code, message=job.error.message) if job.error else None,
+        error=_error_view(job.error),
         engineCost=_engine_cost(job),
     )
 
@@ -195,8 +154,29 @@ def _engine_cost(job: RenderJob) -> api.EngineCostView | None:
     )
 
 
+def _error_view(error: RenderError | None) -> api.ErrorView | None:
+    return api.ErrorView(code=error.code, message=error.message) if error else None
+
+
+# Below this much progress in the current attempt (planning, the first chunks starting), the rate
+# says more about start-up than about the render.
+_ESTIMATE_AFTER_PROGRESS = 10
+
+
+def estimated_seconds_remaining(job: RenderJob, now: datetime) -> int | None:
+    """Linear in progress since the current attempt started; None until that is an honest guess."""
+    if job.status != RenderStatus.rendering or job.phase == Phase.retrying or job.attempt_started_at is None:
+        return None
+    if job.progress < _ESTIMATE_AFTER_PROGRESS or job.progress >= 100:
+        return None
+    elapsed = (now - job.attempt_started_at).total_seconds()
+    if elapsed <= 0:
+        return None
+    return max(1, round(elapsed * (100 - job.progress) / job.progress))
+
+
 def get(user_id: str, render_id: str) -> api.RenderView:
-    svc = services()
+    svc = service()
     job = svc.renders.get_owned(render_id, user_id)
     position = None
     if job.status == RenderStatus.queued and job.slot == SlotState.waiting:
@@ -214,7 +194,7 @@ def list_renders(
     cursor: str | None,
 ) -> api.RenderPage:
     subject_key = Subject(type=subject_type, id=subject_id).key if subject_type and subject_id else None  # type: ignore[arg-type]
-    jobs, next_cursor = services().renders.list_for_user(
+    jobs, next_cursor = service().renders.list_for_user(
         user_id, subject_key=subject_key, status=status, limit=limit, cursor=cursor
     )
     return api.RenderPage(renders=[to_view(job) for job in jobs], nextCursor=next_cursor)
@@ -224,55 +204,13 @@ def list_renders(
 
 
 def cancel(user_id: str, render_id: str) -> api.RenderView:
-    svc = services()
-    job = svc.renders.get_owned(render_id, user_id)
-    if job.status in TERMINAL:
-        raise RenderAlreadyFinished(f"render {render_id} is already {job.status}")
-    # Intent, then stop, then the ending. Stopping before the ending keeps a racing step from
-    # finding the render ended and failing the execution (a FAILED execution alarms ops); the
-    # recorded intent tells Reconcile, which may see the stop first, to end it as cancelled too.
-    svc.renders.request_cancel(render_id)
-    _stop_execution(render_id)
-    # A remotion render: Remotion's cancel request first. StartRender may be recording the render
-    # right now; if it does so after this read, the ending below has it (or StartRender, finding
-    # the render ended, cancels it itself).
-    seen = svc.renders.require(render_id) if job.engine == "remotion" else job
-    svc.remotion.stop(seen)
-    try:
-        finished = svc.accounting.finish(render_id, RenderStatus.cancelled, error=CANCELLED)
-    except RenderAlreadyFinished:
-        current = svc.renders.require(render_id)
-        if current.status != RenderStatus.cancelled:
-            raise
-        return to_view(current)  # Reconcile completed this cancel (and announced it)
-    if seen.remotion is None:
-        svc.remotion.stop(finished)
-    try:
-        svc.events.publish(DetailType.cancelled, [event_detail(finished)])
-    except (PublishFailed, ClientError):
-        # The cancel itself is done and answered; a lost announcement is logged and alarmed on.
-        logger.exception("could not announce the cancellation", extra={"render_id": render_id})
-        metrics.add_metric(name="EventsNotPublished", unit=MetricUnit.Count, value=1)
-    return to_view(finished)
-
-
-def _stop_execution(render_id: str) -> None:
-    arn = execution_arn(render_id)
-    try:
-        clients.sfn().stop_execution(executionArn=arn, error="RenderCancelled", cause="cancelled by the user")
-    except ClientError as exc:
-        # The execution may already have ended; the job record is what counts.
-        logger.warning("stop_execution failed", extra={"render_id": render_id, "error": str(exc)})
-
-
-def execution_arn(render_id: str) -> str:
-    machine = services().settings.state_machine_arn
-    return machine.replace(":stateMachine:", ":execution:") + f":{render_id}"
+    service().renders.get_owned(render_id, user_id)
+    return to_view(lifecycle().cancel(render_id))
 
 
 def cancel_subject(user_id: str, subject: Subject) -> api.CancelledRenders:
     cancelled: list[str] = []
-    for job in services().renders.active_for_subject(user_id, subject.key):
+    for job in service().renders.active_for_subject(user_id, subject.key):
         try:
             cancel(user_id, job.render_id)
         except RenderAlreadyFinished:
@@ -285,7 +223,7 @@ def cancel_subject(user_id: str, subject: Subject) -> api.CancelledRenders:
 
 
 def _complete_output(user_id: str, render_id: str) -> tuple[RenderJob, str]:
-    svc = services()
+    svc = service()
     job = svc.renders.get_owned(render_id, user_id)
     if job.status != RenderStatus.complete or job.output is None:
         raise RenderNotComplete(f"render {render_id} is {job.status}, not complete")
@@ -309,7 +247,7 @@ def download_url(user_id: str, render_id: str, expires_in: int) -> api.DownloadU
 
 
 def delete_output(user_id: str, render_id: str) -> api.RenderView:
-    svc = services()
+    svc = service()
     _complete_output(user_id, render_id)
     storage.delete_output(clients.s3(), svc.settings.bucket_name, user_id, render_id)
     svc.renders.set_output_deleted(render_id)
@@ -320,7 +258,7 @@ def delete_output(user_id: str, render_id: str) -> api.RenderView:
 
 
 def quota(user_id: str) -> api.QuotaView:
-    svc = services()
+    svc = service()
     snap = svc.accounting.snapshot(user_id)
     windows = [
         api.RateWindowQuota(
@@ -348,7 +286,7 @@ def quota(user_id: str) -> api.QuotaView:
 
 
 def create_upload(user_id: str, request: api.UploadRequest) -> api.UploadTicket:
-    svc = services()
+    svc = service()
     settings = svc.settings
     svc.accounting.count_upload(user_id, settings.upload_rate_limit)
     key = storage.input_key(user_id, uuid.uuid4().hex, request.filename)

@@ -62,13 +62,24 @@ class EngineCostView(BaseModel):
 class RenderView(BaseModel):
     renderId: str
     status: str = Field(description="queued, rendering, complete, failed or cancelled; it only moves forward.")
-    phase: str
+    phase: str = Field(
+        description="queued, preparing, rendering, finalizing, retrying (waiting for the next attempt) or done."
+    )
     progress: int = Field(ge=0, le=100, description="0 to 100, never decreasing.")
+    estimatedSecondsRemaining: int | None = Field(
+        None, description="Seconds until done, once progress allows an honest estimate; null before."
+    )
     engine: str
     subject: Subject | None = None
     queuePosition: int | None = Field(None, description="1 = next to start, while waiting for a free slot.")
     cost: int
-    attempts: int
+    attempts: int = Field(description="Attempts started so far; a transient failure is retried as a whole.")
+    maxAttempts: int
+    nextAttemptAt: datetime | None = Field(None, description="While retrying: when the next attempt starts.")
+    lastError: ErrorView | None = Field(None, description="Why the last attempt failed, while retrying.")
+    safeMode: bool = Field(
+        False, description="The render is retried with safer settings (no smart copy, lower quality)."
+    )
     createdAt: datetime
     updatedAt: datetime
     startedAt: datetime | None = None

@@ -40,6 +40,7 @@ class Phase(StrEnum):
     preparing = "preparing"
     rendering = "rendering"
     finalizing = "finalizing"
+    retrying = "retrying"  # an attempt failed for a transient reason; the next one starts at next_attempt_at
     done = "done"
 
 
@@ -100,9 +101,15 @@ class RenderJob(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
+    attempt_started_at: datetime | None = None
     completed_at: datetime | None = None
     output: OutputObject | None = None
     error: RenderError | None = None
+    # Whole-render retries: why the last attempt failed, when the next starts, and whether it
+    # runs with safer settings (after ffmpeg itself failed).
+    last_error: RenderError | None = None
+    next_attempt_at: datetime | None = None
+    safe_mode: bool = False
     # Set by the workflow's first step: proof that this render's execution exists.
     execution_seen: bool = False
     # Set by cancel before it stops the execution, so whoever sees the stop first ends it as cancelled.
@@ -128,6 +135,7 @@ class ChunkStatus(StrEnum):
 
 class Chunk(BaseModel):
     render_id: str
+    render_attempt: int = 1  # each attempt of a render plans its own chunks
     index: int
     frames: int
     spec: str  # the engine's ChunkSpec, as JSON

@@ -82,7 +82,7 @@ class RemotionSteps:
         progress = self.function.progress(state.render_id, state.bucket)
         self.renders.save_remotion(job.render_id, _with_progress(state, progress))
         now = datetime.now(UTC)
-        # A timeout raises, and MarkFailed asks Remotion to stop, as for every failure.
+        # A timeout raises, and RecordFailure asks Remotion to stop, as for every failure.
         seen = engine.watch(progress, request, started=job.started_at or now, now=now)
         self.renders.record_progress(job.render_id, seen.progress, Phase(seen.phase))
         return {

@@ -82,7 +82,7 @@ def test_https_sources_are_fetched_once_and_staged_for_the_workers(
     key = render_chunk(
         plan.chunks[0], s3=s3, bucket=settings.bucket_name, settings=settings, on_progress=lambda _: None
     )
-    assert key == "work/r-src/chunk-0000.mp4"
+    assert key == "work/r-src/attempt-1/chunk-0000.mp4"
 
 
 def test_workers_refuse_a_source_replaced_after_planning(s3: Any, settings: Any, media: Any, upload: Any) -> None:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from render_service import errors, sources
+from render_service import errors, sources, storage
 from render_service.engines.ffmpeg import limits, titles
 from render_service.engines.ffmpeg.commands import ChunkPaths, PixelBounds, chunk_argv
 from render_service.engines.ffmpeg.models import ChunkSpec
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 MAX_CHUNK_TIMEOUT_SECONDS = 780.0
 
 
-def chunk_key(render_id: str, index: int) -> str:
-    return f"work/{render_id}/chunk-{index:04d}.mp4"
+def chunk_key(spec: ChunkSpec) -> str:
+    return f"{storage.attempt_prefix(spec.render_id, spec.render_attempt)}chunk-{spec.index:04d}.mp4"
 
 
 def chunk_timeout(spec: ChunkSpec) -> float:
@@ -88,7 +88,7 @@ def render_chunk(
             raise errors.EncodeFailed(f"chunk {spec.index}: output unreadable ({exc})") from None
         if produced != spec.frames:
             raise errors.EncodeFailed(f"chunk {spec.index}: produced {produced} frames, expected {spec.frames}")
-        key = chunk_key(spec.render_id, spec.index)
+        key = chunk_key(spec)
         s3.upload_file(str(paths.output), bucket, key, ExtraArgs={"ContentType": "video/mp4"})
         return key
     finally:

@@ -81,6 +81,7 @@ class Segment(EngineModel):
 
 class ChunkSpec(EngineModel):
     render_id: str
+    render_attempt: int = Field(1, ge=1, description="The render's attempt this chunk belongs to.")
     index: int
     frames: int = Field(gt=0, description="Exact number of video frames this chunk produces.")
     start_frame: int = Field(ge=0, description="Position of the chunk's first frame in the output.")
