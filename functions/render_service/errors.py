@@ -206,3 +206,15 @@ class RenderCancelled(Exception):
 
 class RenderNotReady(Exception):
     """Transient: the state the step needs is not there yet; Step Functions retries it."""
+
+
+def permanent_failure(code: str, message: str) -> RenderFailure | None:
+    """The permanent RenderFailure whose code this is, to raise again where a chunk worker's
+    failure is read back from its item; None for a code that another attempt may get past."""
+    pending: list[type[RenderFailure]] = [RenderFailure]
+    while pending:
+        kind = pending.pop(0)
+        if kind.code == code and not kind.transient:
+            return kind(message)
+        pending += kind.__subclasses__()
+    return None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from render_service.data import items as it
-from render_service.errors import ChunkFailed
+from render_service.errors import ChunkFailed, ResourceLimitExceeded
 from render_service.models.jobs import Chunk, ChunkStatus, RenderJob
 from render_service.models.timeline import RenderRequest
 from render_service.workflow.steps import MAX_CHUNK_ATTEMPTS, Steps
@@ -116,6 +116,19 @@ def test_a_chunk_out_of_attempts_fails_the_render_with_its_reason(
     with pytest.raises(ChunkFailed, match=r"chunk 0 failed 3 times; last: scenes\[0\]: decode error"):
         step.poll_render(render_id)
     assert recorder.dispatched == []
+
+
+def test_a_chunk_that_failed_for_a_permanent_reason_fails_the_render_at_once_with_it(
+    aws: Any, steps: tuple[Steps, RecordingLambda]
+) -> None:
+    step, recorder = steps
+    render_id = rendering_job(step, chunks=2)
+    message = "chunk 1: ffmpeg went past its memory budget (2752 MiB)"
+    set_chunk(aws, render_id, 1, status="failed", attempts=1, error=message, errorCode="RESOURCE_LIMIT_EXCEEDED")
+
+    with pytest.raises(ResourceLimitExceeded, match=r"memory budget"):
+        step.poll_render(render_id)
+    assert recorder.dispatched == [], "dispatching it again would fail the same way"
 
 
 def test_a_dispatched_chunk_waits_for_a_worker_before_it_counts_as_lost(

@@ -497,7 +497,7 @@ class RenderRepository:
             render_id,
             index,
             "SET #status = :dispatched, attempts = :attempt, framesDone = :zero, dispatchedAt = :now "
-            "REMOVE #error, heartbeatAt",
+            "REMOVE #error, errorCode, heartbeatAt",
             "attempts = :previous AND #status = :seen",
             {
                 ":dispatched": ChunkStatus.dispatched.value,
@@ -563,15 +563,26 @@ class RenderRepository:
             render_attempt,
         )
 
-    def chunk_failed(self, render_id: str, index: int, attempt: int, error: str, *, render_attempt: int = 1) -> bool:
+    def chunk_failed(
+        self,
+        render_id: str,
+        index: int,
+        attempt: int,
+        error: str,
+        *,
+        code: str | None = None,
+        render_attempt: int = 1,
+    ) -> bool:
+        """`code`: the render failure's code, when dispatching the chunk again could not help."""
         return self._update_chunk(
             render_id,
             index,
-            "SET #status = :failed, #error = :error, heartbeatAt = :now",
+            "SET #status = :failed, #error = :error, errorCode = :code, heartbeatAt = :now",
             "attempts = :attempt AND #status = :running",
             {
                 ":failed": ChunkStatus.failed.value,
                 ":error": error[:1000],
+                ":code": code,
                 ":now": now_iso(),
                 ":attempt": attempt,
                 ":running": ChunkStatus.running.value,
@@ -593,6 +604,7 @@ def _item_to_chunk(render_id: str, raw: dict[str, Any]) -> Chunk:
         frames_done=item.get("framesDone", 0),
         key=item.get("key"),
         error=item.get("error"),
+        error_code=item.get("errorCode"),
         heartbeat_at=item.get("heartbeatAt"),
         dispatched_at=item.get("dispatchedAt"),
     )

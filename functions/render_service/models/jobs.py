@@ -144,5 +144,6 @@ class Chunk(BaseModel):
     frames_done: int = 0
     key: str | None = None
     error: str | None = None
+    error_code: str | None = None  # set when the failure is permanent: the render fails with it
     heartbeat_at: datetime | None = None
     dispatched_at: datetime | None = None

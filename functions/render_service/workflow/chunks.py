@@ -72,7 +72,10 @@ class ChunkWorker:
             logger.info("chunk abandoned", extra={"reason": str(exc)})
             return {"status": "abandoned"}
         except errors.ServiceError as exc:
-            self.renders.chunk_failed(render_id, index, attempt, exc.message, render_attempt=which)
+            permanent = isinstance(exc, errors.RenderFailure) and not exc.transient
+            self.renders.chunk_failed(
+                render_id, index, attempt, exc.message, code=exc.code if permanent else None, render_attempt=which
+            )
             logger.warning("chunk failed", extra={"error": exc.message})
             return {"status": "failed", "error": exc.message}
         except Exception:

@@ -205,6 +205,11 @@ class Steps:
             reason = self._dead(chunk, now)
             if reason is None:
                 continue
+            if chunk.status == ChunkStatus.failed and chunk.error_code:
+                # The same input fails the same way (a media bound, a budget): no point in another try.
+                failure = errors.permanent_failure(chunk.error_code, chunk.error or reason)
+                if failure is not None:
+                    raise failure
             if chunk.attempts >= MAX_CHUNK_ATTEMPTS:
                 raise errors.ChunkFailed(f"chunk {chunk.index} failed {chunk.attempts} times; last: {reason}")
             logger.warning(
