@@ -13,6 +13,7 @@ import pytest
 from render_service import clients
 from render_service.engines import ffmpeg as engine
 from render_service.models.jobs import Chunk, ChunkStatus, RenderJob, RenderStatus
+from render_service.models.steps import ChunkTask
 from render_service.models.timeline import RenderRequest
 from render_service.workflow.chunks import ChunkWorker
 from render_service.workflow.steps import Steps
@@ -29,10 +30,11 @@ REQUEST = RenderRequest.model_validate(
 @pytest.fixture
 def steps(aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Steps:
     monkeypatch.setenv("WORK_DIR", str(tmp_path))
-    from render_service.settings import get_settings
+    from render_service.lifecycle import lifecycle
+    from render_service.service import reset
 
-    get_settings.cache_clear()
-    return Steps(get_settings(), lambda_client=object())  # type: ignore[arg-type]
+    reset()
+    return Steps(lifecycle(), lambda_client=object())  # type: ignore[arg-type]
 
 
 def test_cancelling_a_render_stops_its_running_chunk(steps: Steps, aws: Any) -> None:
@@ -49,7 +51,9 @@ def test_cancelling_a_render_stops_its_running_chunk(steps: Steps, aws: Any) -> 
 
     worker = ChunkWorker(steps.settings, steps.renders)
     result: Future[dict[str, Any]] = Future()
-    thread = threading.Thread(target=lambda: result.set_result(worker.run(job.render_id, 0, 1)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: result.set_result(worker.run(ChunkTask(renderId=job.render_id, index=0, attempt=1))), daemon=True
+    )
     thread.start()
     # Cancel once the worker has claimed the chunk and its ffmpeg is encoding.
     for _ in range(600):

@@ -85,7 +85,7 @@ def test_a_completed_output_is_tagged_with_the_default_class_and_kept_until_its_
     assert view.retainedUntil == job.output.retained_until
     assert view.expired is False
     succeeded = [e["detail"] for e in aws.received_events() if e["detail-type"] == "Render Succeeded"]
-    assert [d["output"]["retainedUntil"] for d in succeeded] == [job.output.retained_until.isoformat()]
+    assert [datetime.fromisoformat(d["output"]["retainedUntil"]) for d in succeeded] == [job.output.retained_until]
     # A retried CompleteRender changes nothing.
     Steps(lifecycle()).complete_render("r-1", OutputResult(key=job.output.key, sizeBytes=64, durationSeconds=2.0))
     assert wiring().renders.require("r-1").output == job.output
@@ -159,7 +159,7 @@ def test_the_reminder_goes_out_once_in_the_shape_of_the_other_events(aws: Any) -
         "status": "complete",
         "engine": "ffmpeg",
     }
-    assert detail["output"]["retainedUntil"] == job.output.retained_until.isoformat()
+    assert datetime.fromisoformat(detail["output"]["retainedUntil"]) == job.output.retained_until
     assert detail["output"]["key"] == job.output.key
     assert detail["output"]["posterKey"] == job.output.poster_key
     assert datetime.fromisoformat(detail["output"]["expiresAt"]) <= job.output.retained_until
