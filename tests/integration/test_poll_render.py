@@ -174,5 +174,5 @@ def test_the_first_poll_waits_about_as_long_as_the_longest_chunk(
 
     started = step.start_render(job.render_id)
 
-    assert started["waitSeconds"] == wait
+    assert started.waitSeconds == wait
     assert len(recorder.dispatched) == 1
