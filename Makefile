@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Users that `make serve` puts in the admins group (the /admin routes): `local:admin` is an operator.
+ADMIN_USERS ?= admin
 # The Lambda architecture: cdk.json's `architecture` unless ARCH is given (ARCH=arm64 make synth deploy).
 ARCH ?= $(shell $(PYTHON) -c 'import json; print(json.load(open("cdk.json"))["context"].get("architecture", "x86_64"))')
 STAMP := $(VENV)/.installed
@@ -38,7 +40,7 @@ demo: synth ## Render a real video end to end on the local stack; prints the MP4
 	PATH="$(NODE_BIN):$$PATH" $(BIN)/python -m infra.local.demo
 
 serve: synth ## Run the local stack at http://127.0.0.1:$(PORT)
-	PORT=$(PORT) $(BIN)/python -m infra.local.serve
+	PORT=$(PORT) ADMIN_USERS="$(ADMIN_USERS)" $(BIN)/python -m infra.local.serve
 
 # Debian's Chromium for the browser test (tests/e2e/test_web_app.py), from apt only when missing; where it
 # cannot be installed (no apt-get, not root, no repository) the test says so and is skipped.

@@ -28,6 +28,12 @@ class Unauthorized(ServiceError):
     code = "UNAUTHORIZED"
 
 
+class Forbidden(ServiceError):
+    """Authenticated, but not allowed: an operator route called by someone outside the admins group."""
+
+    code = "FORBIDDEN"
+
+
 class RenderNotFound(ServiceError):
     code = "NOT_FOUND"
 

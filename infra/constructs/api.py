@@ -16,6 +16,7 @@ from constructs import Construct
 
 from infra.constructs import acknowledge, cfn, nag_text
 from render_service import errors
+from render_service.models.api import ADMIN_GROUP
 
 # (path, method). The Powertools resolver in the API function owns the behaviour behind each.
 PROTECTED_ROUTES: tuple[tuple[str, str], ...] = (
@@ -29,6 +30,11 @@ PROTECTED_ROUTES: tuple[tuple[str, str], ...] = (
     ("/renders/{renderId}/download-url", "POST"),
     ("/quota", "GET"),
     ("/uploads", "POST"),
+    # Operators: the API function refuses anyone outside the admins group with a 403.
+    ("/admin/renders", "GET"),
+    ("/admin/renders/{renderId}", "GET"),
+    ("/admin/renders/{renderId}/cancel", "POST"),
+    ("/admin/users/{userId}/renders", "GET"),
 )
 PUBLIC_ROUTES: tuple[tuple[str, str], ...] = (
     ("/health", "GET"),
@@ -122,6 +128,13 @@ class RenderApi(Construct):
             "AwsSolutions-COG8",
             "The Plus feature plan (threat protection) is billed per MAU; opt in per deployment. "
             "Self sign-up is off and the password policy is strong.",
+        )
+        # Members reach the /admin routes: the ID token carries `cognito:groups`, which the API
+        # function checks (API Gateway's authorizer only checks that the token is valid).
+        self.admins_group = self.user_pool.add_group(
+            "AdminsGroup",
+            group_name=ADMIN_GROUP,
+            description="Operators: list, inspect and cancel every user's renders (/admin routes)",
         )
         self.user_pool_client = self.user_pool.add_client(
             "WebClient",

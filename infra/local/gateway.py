@@ -1,7 +1,9 @@
 """API Gateway (REST, Lambda proxy) on 127.0.0.1: real HTTP in, the same API handler behind it.
 
 Local auth stands in for the Cognito authorizer: `Authorization: Bearer local:<userId>` becomes
-the claim `sub`. Anything else carries no claims, and the handler answers 401 as it does deployed.
+the claim `sub`, and a user named in the gateway's admin users (`ADMIN_USERS` for `make serve`) is
+put in the `admins` group (`cognito:groups`), as Cognito would for a member. Anything else carries
+no claims, and the handler answers 401 as it does deployed.
 Like API Gateway it takes a burst of connections (a deep listen backlog, a thread each), reads
 `Content-Length` and chunked bodies, and answers what it cannot pass on in the API's error shape.
 Given a `static_dir`, it also serves the web app's files (GET and HEAD of a path that is one of
@@ -23,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from infra.local.cloud import LambdaContext, forget_metrics
-from render_service.models.api import ErrorDetail, ErrorResponse
+from render_service.models.api import ADMIN_GROUP, ErrorDetail, ErrorResponse
 
 log = logging.getLogger("render_service.local")
 
@@ -64,19 +66,34 @@ class _Refused(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
-def claims_from(authorization: str | None) -> dict[str, str] | None:
+def claims_from(authorization: str | None, admin_users: frozenset[str] = frozenset()) -> dict[str, str] | None:
     if not authorization or not authorization.startswith("Bearer local:"):
         return None
     user = authorization.removeprefix("Bearer local:").strip()
     if not user or len(user) > 128 or not all(c.isalnum() or c in "-_.@" for c in user):
         return None
-    return {"sub": user, "cognito:username": user}
+    claims = {"sub": user, "cognito:username": user}
+    if user in admin_users:
+        claims["cognito:groups"] = ADMIN_GROUP  # a string, as API Gateway's Cognito authorizer passes it
+    return claims
 
 
-def to_event(method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict[str, Any]:
+def admin_users_from(value: str | None) -> frozenset[str]:
+    """`ADMIN_USERS`: user names separated by commas or spaces."""
+    return frozenset(name for name in (value or "").replace(",", " ").split() if name)
+
+
+def to_event(
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str,
+    admin_users: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     url = urlsplit(target)
     query = parse_qs(url.query, keep_blank_values=True)
-    claims = claims_from(headers.get("Authorization") or headers.get("authorization"))
+    claims = claims_from(headers.get("Authorization") or headers.get("authorization"), admin_users)
     text = body.decode("utf-8", errors="replace") if body else None
     return {
         "resource": url.path,
@@ -119,7 +136,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if found is not None:
                 self._serve_file(found)
                 return
-        event = to_event(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
+        event = to_event(
+            self.command, self.path, dict(self.headers.items()), body, self.client_address[0], self.server.admin_users
+        )
         context = LambdaContext("Api", "arn:aws:lambda:us-east-1:123456789012:function:Api", 512, 29)
         try:
             response = self.server.api_handler(event, context)
@@ -235,16 +254,27 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = LISTEN_BACKLOG
     api_handler: Handler
     static_dir: Path | None
+    admin_users: frozenset[str]
 
 
 class Gateway:
     def __init__(
-        self, api_handler: Handler, host: str = "127.0.0.1", port: int = 0, static_dir: Path | None = None
+        self,
+        api_handler: Handler,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        static_dir: Path | None = None,
+        admin_users: frozenset[str] = frozenset(),
     ) -> None:
         self._server = _Server((host, port), _RequestHandler)
         self._server.api_handler = api_handler
         self._server.static_dir = static_dir
+        self._server.admin_users = admin_users
         self._thread: threading.Thread | None = None
+
+    @property
+    def admin_users(self) -> frozenset[str]:
+        return self._server.admin_users
 
     @property
     def url(self) -> str:

@@ -17,6 +17,8 @@ def main() -> None:
         print(f"  web app: {gateway.url}/   CLI: render --help", flush=True)
         print(f"  try: curl -s {gateway.url}/health", flush=True)
         print(f"  API docs: {gateway.url}/docs   auth: 'Authorization: Bearer local:<userId>'", flush=True)
+        admins = ", ".join(sorted(gateway.admin_users)) or "none (set ADMIN_USERS)"
+        print(f"  admins (the /admin routes): {admins}", flush=True)
         print(f"  AWS (moto) endpoint: {cloud.endpoint}  bucket: {cloud.bucket_name}", flush=True)
         try:
             threading.Event().wait()

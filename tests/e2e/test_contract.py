@@ -46,7 +46,8 @@ def stack() -> Iterator[tuple[LocalCloud, Gateway]]:
     with pytest.MonkeyPatch.context() as env:
         for name, value in LIMITS.items():
             env.setenv(name, value)
-        with local_stack() as running:
+        # The contract user is an operator too, so the /admin routes are exercised past their 403.
+        with local_stack(admin_users=USER) as running:
             yield running
 
 

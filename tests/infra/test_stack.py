@@ -12,6 +12,7 @@ from aws_cdk.assertions import Annotations, Match, Template
 from infra.constructs.functions import RenderLimits
 from infra.constructs.layers import LayersNotBuiltError
 from infra.stack import RenderServiceConfig, RenderServiceStack, cdk_json_context
+from render_service.models.api import ADMIN_GROUP
 from render_service.models.rates import RateWindow
 from render_service.retention import TAG_KEY
 from render_service.settings import Settings
@@ -64,6 +65,10 @@ PROTECTED_ROUTES = {
     ("/renders/{renderId}/download-url", "POST"),
     ("/quota", "GET"),
     ("/uploads", "POST"),
+    ("/admin/renders", "GET"),
+    ("/admin/renders/{renderId}", "GET"),
+    ("/admin/renders/{renderId}/cancel", "POST"),
+    ("/admin/users/{userId}/renders", "GET"),
 }
 PUBLIC_ROUTES = {("/health", "GET"), ("/openapi.json", "GET"), ("/docs", "GET")}
 
@@ -653,6 +658,13 @@ def test_user_pool_is_admin_only_with_a_strong_password_policy(template: Templat
     assert policy["MinimumLength"] >= 12
     assert all(policy[k] for k in ("RequireLowercase", "RequireUppercase", "RequireNumbers", "RequireSymbols"))
     template.has_resource_properties("AWS::Cognito::UserPoolClient", {"GenerateSecret": False})
+
+
+def test_the_admins_group_is_in_the_user_pool(template: Template) -> None:
+    pool_id, _ = only(template, "AWS::Cognito::UserPool")
+    _, group = only(template, "AWS::Cognito::UserPoolGroup")
+    assert group["Properties"]["GroupName"] == ADMIN_GROUP  # the name the API function checks
+    assert group["Properties"]["UserPoolId"] == {"Ref": pool_id}
 
 
 def test_gateway_errors_come_in_the_error_shape_with_cors(template: Template) -> None:

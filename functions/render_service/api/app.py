@@ -32,8 +32,9 @@ from render_service.api.openapi import (
     links_to_render,
     operation,
 )
-from render_service.logic import pricing, renders
+from render_service.logic import admin, pricing, renders
 from render_service.models import api
+from render_service.models.api import ADMIN_GROUP
 from render_service.models.jobs import RenderStatus
 from render_service.models.requests import ENGINES, AnyRenderRequest
 from render_service.service import service
@@ -44,6 +45,7 @@ MAX_BODY_BYTES = 256 * 1024
 
 STATUS_BY_ERROR: dict[type[errors.ServiceError], HTTPStatus] = {
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
+    errors.Forbidden: HTTPStatus.FORBIDDEN,
     errors.RenderNotFound: HTTPStatus.NOT_FOUND,
     errors.InvalidRequest: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.PayloadTooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -143,6 +145,29 @@ def user_id() -> str:
     return str(sub)
 
 
+def admin_id() -> str:
+    """The caller, if they are in the admins group; anyone else signed in gets a 403. `handle`
+    refuses them before any /admin route runs; this names the operator and is a second line."""
+    caller = user_id()
+    authorizer = app.current_event.request_context.authorizer
+    if ADMIN_GROUP not in groups((authorizer.claims if authorizer else None) or {}):
+        raise errors.Forbidden(f"Authorization: not in the {ADMIN_GROUP} group")
+    return caller
+
+
+def _is_admin_path(path: str) -> bool:
+    return path == "/admin" or path.startswith("/admin/")
+
+
+def groups(claims: dict[str, Any]) -> frozenset[str]:
+    """The caller's Cognito groups. API Gateway's Cognito authorizer hands over every claim as a
+    string, the groups joined by commas (`admins,editors`); the HTTP API's JWT authorizer writes
+    `[admins editors]`. A list (a test, another authorizer) is taken as it is."""
+    raw = claims.get("cognito:groups")
+    parts = raw if isinstance(raw, list) else re.split(r"[,\s]+", str(raw or "").strip().strip("[]"))
+    return frozenset(str(part) for part in parts if part)
+
+
 PUBLIC_ROUTES = frozenset({("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")})
 
 
@@ -165,6 +190,12 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
         if not claims.get("sub"):
             refusal = _error(HTTPStatus.UNAUTHORIZED, errors.Unauthorized.code, "Authorization: missing or invalid")
+        elif _is_admin_path(path) and ADMIN_GROUP not in groups(claims):
+            # Before validation, so a non-admin learns nothing about the routes' parameters either.
+            logger.warning("admin route refused", extra={"user_id": claims["sub"], "method": method, "path": path})
+            refusal = _error(
+                HTTPStatus.FORBIDDEN, errors.Forbidden.code, f"Authorization: not in the {ADMIN_GROUP} group"
+            )
     if refusal is not None:
         return _proxy_response(refusal, event)
     if body:
@@ -475,3 +506,65 @@ def get_quota() -> api.QuotaView:
 @app.post("/uploads", tags=["account"], **operation("createUpload", "Get a presigned upload for a source", *BODY, 429))
 def create_upload(body: api.UploadRequest) -> api.UploadTicket:
     return renders.create_upload(user_id(), body)
+
+
+# --- admin: operators (the Cognito group `admins`) see and cancel every user's renders --------
+
+UserId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._@-]{1,128}$", description="The user's Cognito `sub`.")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="`nextCursor` of the previous page.")]
+
+
+@app.get(
+    "/admin/renders",
+    tags=["admin"],
+    **operation("adminListActiveRenders", "Every user's active renders, newest first", *PARAMS, 403),
+)
+def admin_list_renders(
+    active: Annotated[bool, Query(description="Only `true`: the active renders (queued or rendering).")] = True,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Cursor = None,
+) -> api.AdminRenderPage:
+    caller = admin_id()
+    if not active:
+        raise errors.InvalidRequest("active: must be true; a user's whole history is /admin/users/{userId}/renders")
+    return admin.active(caller, limit=limit, cursor=cursor)
+
+
+@app.get(
+    "/admin/renders/<renderId>",
+    tags=["admin"],
+    **operation("adminGetRender", "Any user's render, with its Step Functions execution", *BY_ID, 403),
+)
+def admin_get_render(renderId: ID) -> api.AdminRenderView:
+    return admin.show(admin_id(), renderId)
+
+
+@app.post(
+    "/admin/renders/<renderId>/cancel",
+    tags=["admin"],
+    **operation(
+        "adminCancelRender",
+        "Cancel any user's render (refunded, as the user's own cancel)",
+        *BY_ID,
+        403,
+        409,
+        503,
+        description="Cancelled: refunded, slot freed, Render Cancelled published.",
+    ),
+)
+def admin_cancel_render(renderId: ID) -> api.AdminRenderView:
+    return admin.cancel(admin_id(), renderId)
+
+
+@app.get(
+    "/admin/users/<userId>/renders",
+    tags=["admin"],
+    **operation("adminListUserRenders", "One user's renders, newest first", *PARAMS, 403),
+)
+def admin_list_user_renders(
+    userId: UserId,
+    status: Annotated[RenderStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Cursor = None,
+) -> api.AdminRenderPage:
+    return admin.user_renders(admin_id(), userId, status=status, limit=limit, cursor=cursor)

@@ -35,6 +35,7 @@ _RETRY_AFTER_HEADER = {"description": "Seconds to wait before retrying.", "schem
 ERROR_STATUSES: dict[int, str] = {
     400: "`INVALID_JSON`: the body is not JSON (or nests too deep, or holds numbers too long to parse).",
     401: "`UNAUTHORIZED`: no or invalid `Authorization`.",
+    403: "`FORBIDDEN`: the caller is not in the Cognito group `admins` (the /admin routes).",
     402: "`INSUFFICIENT_CREDITS`: the balance does not cover the cost (`details: {cost, balance}`).",
     404: "`NOT_FOUND`: unknown id, or another user's render.",
     409: "`RENDER_ALREADY_FINISHED`, `RENDER_NOT_COMPLETE`, or `IDEMPOTENCY_IN_PROGRESS` (with `Retry-After`).",

@@ -319,6 +319,25 @@ class RenderRepository:
         last = response.get("LastEvaluatedKey")
         return jobs, (_encode_cursor(last) if last else None)
 
+    def list_active(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[RenderJob], str | None]:
+        """Every user's active renders, newest first (GSI3: only queued and rendering jobs carry its
+        keys, and the terminal write removes them). The index is eventually consistent: a render that
+        has just ended may still be listed for a moment."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "GSI3",
+            "KeyConditionExpression": "GSI3PK = :active",
+            "ExpressionAttributeValues": {":active": {"S": it.ACTIVE_PARTITION}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, "GSI3", it.ACTIVE_PARTITION)
+        response = self._db.query(**query)
+        jobs = [item_to_job(raw) for raw in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return jobs, (_encode_cursor(last) if last else None)
+
     def active_for_subject(self, user_id: str, subject_key: str) -> list[RenderJob]:
         items = self._query_all(
             IndexName="GSI2",

@@ -176,11 +176,14 @@ def estimated_seconds_remaining(job: RenderJob, now: datetime) -> int | None:
 
 
 def get(user_id: str, render_id: str) -> api.RenderView:
-    svc = service()
-    job = svc.renders.get_owned(render_id, user_id)
+    return detail(service().renders.get_owned(render_id, user_id))
+
+
+def detail(job: RenderJob) -> api.RenderView:
+    """One render in full: its place in its owner's queue, and its output checked."""
     position = None
     if job.status == RenderStatus.queued and job.slot == SlotState.waiting:
-        position = len(svc.renders.waiting_before(job)) + 1
+        position = len(service().renders.waiting_before(job)) + 1
     return to_view(job, queue_position=position, check_output=True)
 
 

@@ -10,6 +10,10 @@ from pydantic import BaseModel, Field
 
 from render_service.models.timeline import MAX_SOURCE_BYTES, ApiModel, Subject
 
+# The Cognito group whose members may call the /admin routes: the CDK creates it, and the local
+# gateway puts its configured admin users in it.
+ADMIN_GROUP = "admins"
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. `RATE_LIMITED`.")
@@ -91,6 +95,20 @@ class RenderView(BaseModel):
 
 class RenderPage(BaseModel):
     renders: list[RenderView]
+    nextCursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last.")
+
+
+class AdminRenderView(RenderView):
+    """A render as an operator sees it: whose it is, how old, and where its workflow runs."""
+
+    userId: str = Field(description="The owner (their Cognito `sub`).")
+    ageSeconds: int = Field(ge=0, description="Seconds since the render was submitted.")
+    executionArn: str = Field(description="The render's Step Functions execution (named by the render id).")
+    consoleUrl: str = Field(description="That execution in the AWS console.")
+
+
+class AdminRenderPage(BaseModel):
+    renders: list[AdminRenderView]
     nextCursor: str | None = Field(None, description="Pass as `cursor` for the next page; absent on the last.")
 
 
