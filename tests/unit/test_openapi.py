@@ -26,6 +26,11 @@ ANSWERS = {
     ("post", "/renders/{renderId}/download-url"): {200, 400, 401, 404, 409, 410, 413, 422, 429},
     ("get", "/quota"): {200, 401, 429},
     ("post", "/uploads"): {200, 400, 401, 413, 422, 429},
+    # Operators: anyone signed in outside the admins group gets a 403.
+    ("get", "/admin/renders"): {200, 401, 403, 422, 429},
+    ("get", "/admin/renders/{renderId}"): {200, 401, 403, 404, 422, 429},
+    ("post", "/admin/renders/{renderId}/cancel"): {200, 401, 403, 404, 409, 422, 429, 503},
+    ("get", "/admin/users/{userId}/renders"): {200, 401, 403, 422, 429},
 }
 PUBLIC = {("get", "/health")}
 
