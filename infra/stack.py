@@ -20,6 +20,7 @@ from infra.constructs.layers import DEFAULT_LAYERS_DIR, RenderLayers
 from infra.constructs.notifications import RenderNotifications
 from infra.constructs.observability import RenderObservability
 from infra.constructs.remotion import RemotionAccess, RemotionDeployment
+from infra.constructs.webhooks import RenderWebhooks
 from infra.constructs.workflow import RenderWorkflow
 from render_service.models.rates import RateWindow, legacy_rate_window, parse_rate_windows
 
@@ -185,6 +186,13 @@ class RenderServiceStack(Stack):
             rest_api=self.api.rest_api,
             alarm_email=config.alarm_email,
         )
+        self.webhooks = RenderWebhooks(
+            self,
+            "Webhooks",
+            bus=self.notifications.bus,
+            deliverer=fns.webhook_deliverer,
+            alarm_topic=self.observability.topic,
+        )
 
         # Output ids are pinned: the local stack, scripts and frontends read them by name.
         outputs = {
@@ -196,6 +204,7 @@ class RenderServiceStack(Stack):
             "StateMachineArn": (self.workflow.state_machine.state_machine_arn, "Render workflow"),
             "UserPoolId": (self.api.user_pool.user_pool_id, "Cognito user pool"),
             "UserPoolClientId": (self.api.user_pool_client.user_pool_client_id, "Cognito app client (no secret)"),
+            "WebhookSecretArn": (self.webhooks.secret.secret_arn, "Secret that signs webhooks (X-Render-Signature)"),
         }
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description).override_logical_id(output_id)

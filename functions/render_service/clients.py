@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
@@ -49,7 +51,17 @@ def lambda_() -> LambdaClient:
     return boto3.client("lambda", config=_CONFIG)
 
 
+@cache
+def secretsmanager() -> SecretsManagerClient:
+    return boto3.client("secretsmanager", config=_CONFIG)
+
+
+@cache
+def sqs() -> SQSClient:
+    return boto3.client("sqs", config=_CONFIG)
+
+
 def reset() -> None:
     """Forget every client (tests and the local stack change the endpoint)."""
-    for factory in (dynamodb, s3, sfn, events, lambda_):
+    for factory in (dynamodb, s3, sfn, events, lambda_, secretsmanager, sqs):
         factory.cache_clear()

@@ -86,6 +86,14 @@ class Settings(BaseModel):
     # Remotion refuses a payload whose version is not the deployed function's own.
     remotion_version: str = Field("4.0.0", validation_alias="REMOTION_VERSION")
 
+    # Webhooks: the signing secret (Secrets Manager), and the deliverer's backoff between attempts
+    # (base * 2^(n-1), capped): 30 s doubling to 15 min over 9 attempts is about an hour.
+    webhook_secret_arn: str = Field("", validation_alias="WEBHOOK_SECRET_ARN")
+    webhook_retry_base_seconds: int = Field(30, ge=0, validation_alias="WEBHOOK_RETRY_BASE_SECONDS")
+    webhook_retry_cap_seconds: int = Field(900, ge=0, le=43200, validation_alias="WEBHOOK_RETRY_CAP_SECONDS")
+    # Local stack and tests only: http:// receivers on loopback (127.0.0.1, ::1, localhost) pass.
+    webhook_allow_loopback: bool = Field(False, validation_alias="WEBHOOK_ALLOW_LOOPBACK")
+
     # The bundled fonts (the ffmpeg layer's /opt/fonts); empty: the layer's, else the font packages'.
     font_dir: str = Field("", validation_alias="FONT_DIR")
     work_dir: Path = Field(Path("/tmp"), validation_alias="WORK_DIR")

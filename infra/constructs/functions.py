@@ -243,6 +243,18 @@ class RenderFunctions(Construct):
                 delete=(RENDERS,),  # DELETE /renders/{id}
             ),
         )
+        self.webhook_deliverer = self._add(
+            builder,
+            "WebhookDeliverer",
+            FunctionSpec(
+                handler=f"{handlers}.webhooks.handler",
+                description="Delivers render events to the renders' webhooks (signed POSTs, from SQS)",
+                # A batch of 10, each POST bounded to 10 s (render_service.webhooks.TIMEOUT_SECONDS).
+                timeout=Duration.minutes(2),
+                put_events=False,
+                render_item_actions=("dynamodb:GetItem",),  # the job's webhook, nothing else
+            ),
+        )
         # Not a service function (no table, no bus): the custom resource behind the signing key pair.
         self.signing_key_generator = builder.build(
             "SigningKeyGenerator",
@@ -398,6 +410,7 @@ class RenderFunctions(Construct):
             "Reconcile": self.reconcile,
             "SweepLostRenders": self.sweep_lost_renders,
             "RemindExpiring": self.remind_expiring,
+            "WebhookDeliverer": self.webhook_deliverer,
         }
 
     # Workflow tasks whose errors the state machine catches and routes to RecordFailure.

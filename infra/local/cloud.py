@@ -43,6 +43,7 @@ from typing import Any
 import boto3
 import requests
 from aws_lambda_powertools import Metrics
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -111,6 +112,10 @@ LOCAL_ENVIRONMENT = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
+    # Webhooks: loopback http receivers (tests, a frontend's dev server), and seconds, not minutes, of backoff.
+    "WEBHOOK_ALLOW_LOOPBACK": "true",
+    "WEBHOOK_RETRY_BASE_SECONDS": "1",
+    "WEBHOOK_RETRY_CAP_SECONDS": "2",
 }
 
 
@@ -257,7 +262,6 @@ def create_table(client: Any, name: str, props: dict[str, Any]) -> None:
 CDN_RESOURCES = {
     "AWS::CloudFront::Distribution": ("DomainName",),
     "AWS::CloudFront::PublicKey": (),
-    "AWS::SecretsManager::Secret": (),
 }
 
 
@@ -275,6 +279,8 @@ class LocalCloud:
         self._saved_environ: dict[str, str] | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._pollers: list[threading.Thread] = []
+        self.queue_urls: dict[str, str] = {}  # logical id -> URL, for the template's SQS queues
         self.status_rules: list[tuple[frozenset[str], list[str]]] = []  # (statuses, target function names)
         self.scheduled_rules: list[tuple[float, list[str]]] = []  # (period in seconds, target function names)
 
@@ -318,6 +324,12 @@ class LocalCloud:
         if self.status_rules or self.scheduled_rules or self.lifecycle.rules:
             self._watcher = threading.Thread(target=self._watch_executions, name="sfn-status-events", daemon=True)
             self._watcher.start()
+        self._pollers = [
+            threading.Thread(target=self._poll_queue, args=mapping, name=f"sqs-{mapping[1]}", daemon=True)
+            for mapping in self._event_source_mappings()
+        ]
+        for poller in self._pollers:
+            poller.start()
         from render_service.service import reset
 
         reset()
@@ -328,6 +340,9 @@ class LocalCloud:
         if self._watcher:
             self._watcher.join(timeout=5)
             self._watcher = None
+        for poller in self._pollers:
+            poller.join(timeout=10)
+        self._pollers = []
         if self._server:
             self._server.stop()
             self._server = None
@@ -377,6 +392,9 @@ class LocalCloud:
             for logical_id, _props in t.of_type(kind):
                 t.refs[logical_id] = ""
                 t.attrs |= {(logical_id, attribute): "" for attribute in attributes}
+
+        self._deploy_secrets()
+        self._deploy_queues()
 
         functions = list(t.of_type("AWS::Lambda::Function"))
         for logical_id, _props in functions:  # names first: environments refer to each other
@@ -438,6 +456,7 @@ class LocalCloud:
         self.event_bus_name = environment["EVENT_BUS_NAME"]
         self.lifecycle = self._lifecycle()
         self._tap_events()
+        self._deploy_bus_rules()
 
     def _deploy_remotion(self, environment: dict[str, str], role_arn: str, code: bytes) -> dict[str, str]:
         """The Remotion stand-in under the configured name (the template's, else the environment's,
@@ -565,6 +584,127 @@ class LocalCloud:
                     if execution["status"] in statuses:
                         for target in targets:
                             lam.invoke(FunctionName=target, InvocationType="Event", Payload=json.dumps(event).encode())
+
+    def _deploy_secrets(self) -> None:
+        """Secrets that Secrets Manager generates (the webhook signing key) exist here too; the
+        CloudFront signing key, written by a custom resource that does not run here, resolves to ""."""
+        t = self.template
+        secrets = self.client("secretsmanager")
+        written_by_custom_resources = {
+            str(value["Ref"])
+            for resource in t.resources.values()
+            if resource["Type"].startswith("Custom::")
+            for value in resource.get("Properties", {}).values()
+            if isinstance(value, dict) and "Ref" in value
+        }
+        for logical_id, _props in t.of_type("AWS::SecretsManager::Secret"):
+            if logical_id in written_by_custom_resources:
+                t.refs[logical_id] = ""
+                continue
+            value = secrets.get_random_password(PasswordLength=48, ExcludePunctuation=True)["RandomPassword"]
+            arn = secrets.create_secret(Name=f"{STACK_NAME}-{logical_id}", SecretString=value)["ARN"]
+            t.refs[logical_id] = arn
+
+    def _deploy_queues(self) -> None:
+        """The template's queues, dead-letter queues first (the others' redrive policies name them)."""
+        t = self.template
+        sqs = self.client("sqs")
+        queues = sorted(t.of_type("AWS::SQS::Queue"), key=lambda item: "RedrivePolicy" in item[1])
+        for logical_id, props in queues:
+            name = f"{STACK_NAME}-{logical_id}"[:80]
+            attributes: dict[str, str] = {
+                key: str(props[key]) for key in ("VisibilityTimeout", "MessageRetentionPeriod") if key in props
+            }
+            if "RedrivePolicy" in props:
+                attributes["RedrivePolicy"] = json.dumps(t.resolve(props["RedrivePolicy"]))
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            t.refs[logical_id] = url
+            t.attrs[(logical_id, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+            t.attrs[(logical_id, "QueueName")] = name
+            self.queue_urls[logical_id] = url
+
+    def _deploy_bus_rules(self) -> None:
+        """The template's rules on the service's own bus with SQS targets: moto's EventBridge delivers those."""
+        t = self.template
+        events = self.client("events")
+        for logical_id, props in t.of_type("AWS::Events::Rule"):
+            if "EventBusName" not in props or "EventPattern" not in props:
+                continue
+            bus = t.resolve(props["EventBusName"])
+            queue_targets = [
+                {"Id": target["Id"], "Arn": t.resolve(target["Arn"])}
+                for target in props.get("Targets", [])
+                if str(t.resolve(target["Arn"])).startswith("arn:aws:sqs:")
+            ]
+            if not queue_targets:
+                continue
+            name = f"{STACK_NAME}-{logical_id}"[:64]
+            events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(t.resolve(props["EventPattern"])))
+            events.put_targets(Rule=name, EventBusName=bus, Targets=queue_targets)  # type: ignore[arg-type]
+
+    def _event_source_mappings(self) -> list[tuple[str, str, int]]:
+        """The template's SQS event source mappings, as (queue URL, function name, batch size)."""
+        t = self.template
+        mappings = []
+        for _, props in t.of_type("AWS::Lambda::EventSourceMapping"):
+            arn = str(t.resolve(props["EventSourceArn"]))
+            name = arn.rsplit(":", 1)[-1]
+            url = next(u for u in self.queue_urls.values() if u.rsplit("/", 1)[-1] == name)
+            mappings.append((url, str(t.resolve(props["FunctionName"])), int(props.get("BatchSize", 10))))
+        return mappings
+
+    def _poll_queue(self, queue_url: str, function_name: str, batch_size: int) -> None:
+        """Stands in for Lambda's SQS poller: a batch to the function, then the deletes its answer allows
+        (ReportBatchItemFailures). Visibility, receive counts and the redrive to the DLQ are moto's SQS."""
+        sqs = self.client("sqs")
+        lam = boto3.client(
+            "lambda",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            config=BotoConfig(read_timeout=300, retries={"max_attempts": 1}),
+        )
+        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_url.rsplit('/', 1)[-1]}"
+        while not self._stopping.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1, AttributeNames=["All"]
+                ).get("Messages", [])
+                if not messages:
+                    continue
+                records = [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": m.get("Attributes", {}),
+                        "messageAttributes": {},
+                        "md5OfBody": m.get("MD5OfBody", ""),
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": arn,
+                        "awsRegion": REGION,
+                    }
+                    for m in messages
+                ]
+                reply = lam.invoke(FunctionName=function_name, Payload=json.dumps({"Records": records}).encode())
+                if reply.get("FunctionError"):
+                    continue  # the whole batch comes back after its visibility timeout
+                answer = json.loads(reply["Payload"].read() or b"{}") or {}
+                failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+                for record in records:
+                    if record["messageId"] not in failed:
+                        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=record["receiptHandle"])
+            except (BotoCoreError, ClientError):
+                if self._stopping.is_set():
+                    return
+                time.sleep(0.5)
+
+    def queue_messages(self, logical_prefix: str) -> list[dict[str, Any]]:
+        """The bodies waiting in the template's queue whose logical id starts with `logical_prefix`
+        (tests read the dead-letter queue with it); they are left in place (visible again at once)."""
+        url = next(u for logical_id, u in self.queue_urls.items() if logical_id.startswith(logical_prefix))
+        sqs = self.client("sqs")
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        return [json.loads(m["Body"]) for m in batch]
 
     def _tap_events(self) -> None:
         """Every event on the bus also lands in a queue, so the demo and tests can see what was announced."""

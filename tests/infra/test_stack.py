@@ -30,6 +30,7 @@ HANDLERS = {
     "SweepLostRenders": "render_service.handlers.workflow.sweep_lost_renders",
     "RemindExpiring": "render_service.handlers.reminders.remind_expiring",
     "SigningKeyGenerator": "render_service.handlers.signing_key.handler",
+    "WebhookDeliverer": "render_service.handlers.webhooks.handler",
 }
 FFMPEG_FUNCTIONS = {"StartRender", "FinalizeRender", "ChunkWorker"}
 # Runs only while CloudFormation deploys (a custom resource), which reports its failures itself.
@@ -51,6 +52,8 @@ RENDER_ITEM_ACTIONS = {
     "ChunkWorker": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
     "StartRender": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem"},
     "FinalizeRender": {"dynamodb:GetItem", "dynamodb:Query"},
+    # Not ffmpeg, but it talks to the Internet on a user's behalf: it reads the job's webhook, nothing more.
+    "WebhookDeliverer": {"dynamodb:GetItem"},
 }
 RENDER_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RENDER#*"]}}
 COMMON_ENV = {"TABLE_NAME", "BUCKET_NAME", "EVENT_BUS_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
@@ -131,6 +134,16 @@ def only_media_bucket(template: Template) -> tuple[str, dict[str, Any]]:
     }
     assert len(media) == 1, sorted(media)
     return next(iter(media.items()))
+
+
+def signing_key_secret(template: Template) -> str:
+    """The CloudFront signing key's secret (the webhook secret is the other one)."""
+    (logical_id,) = [
+        k
+        for k, r in resources(template, "AWS::SecretsManager::Secret").items()
+        if r["Properties"]["Description"].startswith("Private key")
+    ]
+    return logical_id
 
 
 def definition(template: Template) -> dict[str, Any]:
@@ -401,7 +414,9 @@ def test_functions_that_announce_success_may_read_the_output_they_presign(templa
 def test_only_the_announcing_functions_may_put_events(template: Template) -> None:
     for name, (logical_id, props) in functions_by_name(template).items():
         may_put = "events:PutEvents" in actions_on(policy_statements(template, logical_id, props), "NotificationsBus")
-        assert may_put == (name not in {"ChunkWorker", "FinalizeRender", *DEPLOY_TIME_FUNCTIONS}), name
+        assert may_put == (name not in {"ChunkWorker", "FinalizeRender", "WebhookDeliverer", *DEPLOY_TIME_FUNCTIONS}), (
+            name
+        )
 
 
 def test_no_wildcard_resource_except_xray_and_log_delivery(template: Template) -> None:
@@ -763,6 +778,7 @@ def test_outputs_have_pinned_ids(template: Template) -> None:
         "StateMachineArn",
         "UserPoolId",
         "UserPoolClientId",
+        "WebhookSecretArn",
     }
     table_id, _ = only(template, "AWS::DynamoDB::Table")
     machine_id, _ = only(template, "AWS::StepFunctions::StateMachine")
@@ -1024,7 +1040,7 @@ def test_downloads_go_through_cloudfront_to_renders_only_and_need_a_signature(te
     # The public key comes from the key pair generated in the account; the template holds no key.
     key_pair_id, key_pair = only(template, "Custom::CloudFrontSigningKey")
     assert public_key["Properties"]["PublicKeyConfig"]["EncodedKey"] == {"Fn::GetAtt": [key_pair_id, "PublicKey"]}
-    secret_id, _ = only(template, "AWS::SecretsManager::Secret")
+    secret_id = signing_key_secret(template)
     assert key_pair["Properties"]["SecretArn"] == {"Ref": secret_id}
     assert "BEGIN" not in json.dumps(template.to_json())
 
@@ -1052,7 +1068,7 @@ def test_cloudfront_may_read_renders_and_nothing_else_in_the_bucket(template: Te
 
 def test_the_functions_that_hand_out_links_sign_them_with_the_stacks_key(template: Template) -> None:
     functions = functions_by_name(template)
-    secret_id, _ = only(template, "AWS::SecretsManager::Secret")
+    secret_id = signing_key_secret(template)
     for name, (logical_id, props) in functions.items():
         env = props["Environment"]["Variables"]
         signs = name in {"Api", "CompleteRender", "RecordFailure", "RemindExpiring"}
@@ -1140,3 +1156,86 @@ def test_remotion_bucket_access_is_its_protocol_and_nothing_more(template: Templ
 def test_a_partial_remotion_configuration_fails_the_synth(build_stack: Any) -> None:
     with pytest.raises(ValueError, match="remotionFunctionName, remotionServeUrl and remotionBucket go together"):
         build_stack({"remotionBucket": ""})
+
+
+# --- webhooks --------------------------------------------------------------------------
+
+
+def test_the_services_events_reach_the_webhook_queue_which_dead_letters_to_an_alarmed_queue(
+    template: Template,
+) -> None:
+    from infra.constructs.webhooks import MAX_RECEIVE_COUNT
+
+    queues = resources(template, "AWS::SQS::Queue")
+    (queue_id, queue), (dlq_id, dlq) = sorted(
+        queues.items(), key=lambda item: "RedrivePolicy" not in item[1]["Properties"]
+    )
+    assert queue["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": MAX_RECEIVE_COUNT,
+    }
+    for props in (queue["Properties"], dlq["Properties"]):
+        assert props["SqsManagedSseEnabled"] is True
+    assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+    rules = [
+        r["Properties"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if any(t["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]} for t in r["Properties"].get("Targets", []))
+    ]
+    assert len(rules) == 1
+    (rule,) = rules
+    assert rule["EventPattern"] == {
+        "source": ["render-service"],
+        "detail-type": ["Render Started", "Render Succeeded", "Render Failed", "Render Cancelled"],
+    }
+    bus_id, _ = only(template, "AWS::Events::EventBus")
+    assert rule["EventBusName"] == {"Ref": bus_id}
+    (target,) = rule["Targets"]
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+
+    deliverer_id, deliverer = functions_by_name(template)["WebhookDeliverer"]
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
+            "FunctionName": {"Ref": deliverer_id},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    assert queue["Properties"]["VisibilityTimeout"] >= deliverer["Timeout"]
+
+    topic_id, _ = only(template, "AWS::SNS::Topic")
+    (alarm,) = [
+        a["Properties"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Dimensions") == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}]
+    ]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_the_webhook_secret_is_generated_and_only_the_deliverer_reads_it(template: Template) -> None:
+    secrets = {
+        logical_id: r["Properties"]
+        for logical_id, r in resources(template, "AWS::SecretsManager::Secret").items()
+        if "webhook" in r["Properties"].get("Description", "")
+    }
+    ((secret_id, secret),) = secrets.items()
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 32
+    for name, (logical_id, props) in functions_by_name(template).items():
+        reads = "secretsmanager:GetSecretValue" in actions_on(policy_statements(template, logical_id, props), secret_id)
+        assert reads == (name == "WebhookDeliverer"), name
+        has_env = props["Environment"]["Variables"].get("WEBHOOK_SECRET_ARN") == {"Ref": secret_id}
+        assert has_env == (name == "WebhookDeliverer"), name
+
+
+def test_the_deliverer_may_consume_only_its_queue(template: Template) -> None:
+    deliverer_id, props = functions_by_name(template)["WebhookDeliverer"]
+    queue_id = next(k for k, q in resources(template, "AWS::SQS::Queue").items() if "RedrivePolicy" in q["Properties"])
+    statements = policy_statements(template, deliverer_id, props)
+    sqs_statements = [s for s in statements if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+    assert sqs_statements
+    assert all(as_list(s["Resource"]) == [{"Fn::GetAtt": [queue_id, "Arn"]}] for s in sqs_statements)
+    assert "sqs:ChangeMessageVisibility" in actions_on(statements, queue_id)
+    assert not actions_on(statements, "DataBucket"), "the deliverer reads no media"
+    assert not any(a.startswith("s3:") for s in statements for a in as_list(s["Action"]))

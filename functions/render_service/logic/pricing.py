@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from render_service import urls
+from render_service import urls, webhooks
 from render_service.errors import EngineNotConfigured, InvalidRequest
 from render_service.models.api import Estimate
 from render_service.models.remotion import MAX_CONCURRENCY, RemotionKind, RemotionRequest
@@ -75,6 +75,11 @@ def cost(request: RenderRequest | RemotionRequest, seconds: float, settings: Set
 
 def check(request: RenderRequest | RemotionRequest, user_id: str, settings: Settings) -> None:
     """The rules that need configuration; each refusal names the field and the rule."""
+    if request.webhook is not None:
+        try:
+            webhooks.check_url(request.webhook.url, allow_loopback=settings.webhook_allow_loopback)
+        except urls.UrlRefused as refused:
+            raise InvalidRequest(str(refused), details={"field": "webhook.url", "rule": refused.reason}) from None
     if isinstance(request, RemotionRequest):
         check_remotion(request, settings)
         return

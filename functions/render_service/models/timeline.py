@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from render_service.fonts import DEFAULT_FAMILY, FontFamily
+from render_service.models.notifications import Webhook
 
 MAX_SCENES = 20
 MAX_SCENE_SECONDS = 600.0
@@ -254,5 +255,6 @@ class Subject(ApiModel):
 class RenderRequest(ApiModel):
     engine: Literal["ffmpeg"] = "ffmpeg"
     subject: Subject | None = None
+    webhook: Webhook | None = None
     timeline: Timeline
     output: Output = Field(default_factory=Output)

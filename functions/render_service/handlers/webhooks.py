@@ -1,0 +1,34 @@
+"""The webhook deliverer: SQS (fed by the bus's rule) -> one signed POST per event."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from render_service.webhooks import BusEvent, RetryLater, deliverer, postpone
+
+logger = Logger()
+metrics = Metrics()
+# A whole batch of receivers down is not the function failing: the failed items come back on
+# their own backoff, and the function's Errors alarm stays for real faults.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _record(record: SQSRecord) -> None:
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    try:
+        deliverer().deliver(BusEvent.model_validate_json(record.body), receive_count=receive_count)
+    except RetryLater as later:
+        postpone(record.event_source_arn or "", record.receipt_handle, later.delay_seconds)
+        raise
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    with processor(records=event["Records"], handler=_record, lambda_context=context):
+        processor.process()
+    return processor.response()
