@@ -20,8 +20,10 @@ from infra.constructs.layers import DEFAULT_LAYERS_DIR, RenderLayers
 from infra.constructs.notifications import RenderNotifications
 from infra.constructs.observability import RenderObservability
 from infra.constructs.remotion import RemotionAccess, RemotionDeployment
+from infra.constructs.subscriptions import BusSubscription
 from infra.constructs.webhooks import RenderWebhooks
 from infra.constructs.workflow import RenderWorkflow
+from render_service.models.events import DetailType
 from render_service.models.rates import RateWindow, legacy_rate_window, parse_rate_windows
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -47,6 +49,9 @@ class RenderServiceConfig:
     # The team's Remotion Lambda; None: `engine: "remotion"` is refused with a 503.
     remotion: RemotionDeployment | None = None
     layers_dir: Path = DEFAULT_LAYERS_DIR
+    # The SES-verified sender of completion emails; None: `notify.email: true` is refused.
+    email_from: str | None = None
+    email_notify_default: bool = False
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -97,6 +102,8 @@ class RenderServiceConfig:
                 ),
             ),
             remotion=RemotionDeployment.from_context(get),
+            email_from=get("emailFrom", None) or None,
+            email_notify_default=_bool(get("emailNotifyDefault", defaults.email_notify_default)),
         )
 
 
@@ -185,6 +192,17 @@ class RenderServiceStack(Stack):
             state_machine=self.workflow.state_machine,
             rest_api=self.api.rest_api,
             alarm_email=config.alarm_email,
+        )
+        fns.connect_email(config.email_from, config.email_notify_default)
+        self.email = BusSubscription(
+            self,
+            "Email",
+            bus=self.notifications.bus,
+            function=fns.email_notifier,
+            detail_types=[DetailType.succeeded, DetailType.failed],
+            max_receive_count=5,
+            alarm_topic=self.observability.topic,
+            description="Ended renders to the email notifier",
         )
         self.webhooks = RenderWebhooks(
             self,

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_ses import SESClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -57,11 +58,16 @@ def secretsmanager() -> SecretsManagerClient:
 
 
 @cache
+def ses() -> SESClient:
+    return boto3.client("ses", config=_CONFIG)
+
+
+@cache
 def sqs() -> SQSClient:
     return boto3.client("sqs", config=_CONFIG)
 
 
 def reset() -> None:
     """Forget every client (tests and the local stack change the endpoint)."""
-    for factory in (dynamodb, s3, sfn, events, lambda_, secretsmanager, sqs):
+    for factory in (dynamodb, s3, sfn, events, lambda_, secretsmanager, ses, sqs):
         factory.cache_clear()

@@ -94,6 +94,12 @@ class Settings(BaseModel):
     # Local stack and tests only: http:// receivers on loopback (127.0.0.1, ::1, localhost) pass.
     webhook_allow_loopback: bool = Field(False, validation_alias="WEBHOOK_ALLOW_LOOPBACK")
 
+    # Email on completion (SES): the verified sender; unset, `notify.email: true` is refused.
+    email_from: str = Field("", validation_alias="EMAIL_FROM")
+    email_notify_default: bool = Field(False, validation_alias="EMAIL_NOTIFY_DEFAULT")
+    # The email's download link: long, as a person may open it days later (CloudFront-signed deployed).
+    email_link_ttl_seconds: int = Field(7 * 86400, ge=3600, le=604800, validation_alias="EMAIL_LINK_TTL_SECONDS")
+
     # The bundled fonts (the ffmpeg layer's /opt/fonts); empty: the layer's, else the font packages'.
     font_dir: str = Field("", validation_alias="FONT_DIR")
     work_dir: Path = Field(Path("/tmp"), validation_alias="WORK_DIR")

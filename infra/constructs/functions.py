@@ -255,6 +255,17 @@ class RenderFunctions(Construct):
                 render_item_actions=("dynamodb:GetItem",),  # the job's webhook, nothing else
             ),
         )
+        self.email_notifier = self._add(
+            builder,
+            "EmailNotifier",
+            FunctionSpec(
+                handler=f"{handlers}.emails.handler",
+                description="Emails a render's owner when it succeeds or finally fails (SES, from SQS)",
+                timeout=Duration.minutes(1),
+                put_events=False,
+                render_item_actions=("dynamodb:GetItem",),  # the job: its address, output and error
+            ),
+        )
         # Not a service function (no table, no bus): the custom resource behind the signing key pair.
         self.signing_key_generator = builder.build(
             "SigningKeyGenerator",
@@ -411,6 +422,7 @@ class RenderFunctions(Construct):
             "SweepLostRenders": self.sweep_lost_renders,
             "RemindExpiring": self.remind_expiring,
             "WebhookDeliverer": self.webhook_deliverer,
+            "EmailNotifier": self.email_notifier,
         }
 
     # Workflow tasks whose errors the state machine catches and routes to RecordFailure.
@@ -456,10 +468,30 @@ class RenderFunctions(Construct):
             "CDN_KEY_PAIR_ID": delivery.public_key.public_key_id,
             "CDN_PRIVATE_KEY_SECRET": delivery.secret.secret_arn,
         }
-        for function in (self.api, self.complete_render, self.record_failure, self.remind_expiring):
+        for function in (
+            self.api,
+            self.complete_render,
+            self.record_failure,
+            self.remind_expiring,
+            self.email_notifier,
+        ):
             for name, value in environment.items():
                 function.add_environment(name, value)
             delivery.secret.grant_read(function)
+
+    def connect_email(self, email_from: str | None, notify_default: bool) -> None:
+        """The API captures addresses and honours `notify.email`; the notifier sends from `email_from`."""
+        self.api.add_environment("EMAIL_NOTIFY_DEFAULT", str(notify_default).lower())
+        if not email_from:
+            return  # `notify.email: true` is refused; nothing may send
+        for function in (self.api, self.email_notifier):
+            function.add_environment("EMAIL_FROM", email_from)
+        domain = email_from.rsplit("@", 1)[-1]
+        identities = [
+            Stack.of(self).format_arn(service="ses", resource="identity", resource_name=name)
+            for name in (email_from, domain)
+        ]
+        iam.Grant.add_to_principal(grantee=self.email_notifier, actions=["ses:SendEmail"], resource_arns=identities)
 
     def _add(self, builder: FunctionBuilder, construct_id: str, spec: FunctionSpec) -> lambda_.Function:
         function = builder.build(construct_id, spec)

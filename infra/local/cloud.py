@@ -98,6 +98,8 @@ LOCAL_REMOTION = {
 }
 REMOTION_STANDIN_HANDLER = "infra.local.remotion.handler"
 
+LOCAL_EMAIL_FROM = "renders@example.test"
+
 # Faster than the deployed defaults, so a local render isn't mostly waiting.
 LOCAL_ENVIRONMENT = {
     "POLL_INTERVAL_SECONDS": "1",
@@ -116,6 +118,8 @@ LOCAL_ENVIRONMENT = {
     "WEBHOOK_ALLOW_LOOPBACK": "true",
     "WEBHOOK_RETRY_BASE_SECONDS": "1",
     "WEBHOOK_RETRY_CAP_SECONDS": "2",
+    # Email: moto's SES records what is sent (`LocalCloud.sent_emails`); this sender is verified there.
+    "EMAIL_FROM": LOCAL_EMAIL_FROM,
 }
 
 
@@ -457,6 +461,8 @@ class LocalCloud:
         self.lifecycle = self._lifecycle()
         self._tap_events()
         self._deploy_bus_rules()
+        if environment.get("EMAIL_FROM"):
+            self.client("ses").verify_email_identity(EmailAddress=environment["EMAIL_FROM"])
 
     def _deploy_remotion(self, environment: dict[str, str], role_arn: str, code: bytes) -> dict[str, str]:
         """The Remotion stand-in under the configured name (the template's, else the environment's,
@@ -705,6 +711,21 @@ class LocalCloud:
         sqs = self.client("sqs")
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
         return [json.loads(m["Body"]) for m in batch]
+
+    def sent_emails(self) -> list[dict[str, Any]]:
+        """Every email moto's SES has accepted, oldest first: {id, source, to, subject, body}."""
+        from moto.ses.models import ses_backends
+
+        return [
+            {
+                "id": m.id,
+                "source": m.source,
+                "to": list(m.destinations.get("ToAddresses", [])),
+                "subject": m.subject,
+                "body": m.body,
+            }
+            for m in ses_backends[ACCOUNT][REGION].sent_messages
+        ]
 
     def _tap_events(self) -> None:
         """Every event on the bus also lands in a queue, so the demo and tests can see what was announced."""

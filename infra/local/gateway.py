@@ -1,9 +1,9 @@
 """API Gateway (REST, Lambda proxy) on 127.0.0.1: real HTTP in, the same API handler behind it.
 
 Local auth stands in for the Cognito authorizer: `Authorization: Bearer local:<userId>` becomes
-the claim `sub`, and a user named in the gateway's admin users (`ADMIN_USERS` for `make serve`) is
-put in the `admins` group (`cognito:groups`), as Cognito would for a member. Anything else carries
-no claims, and the handler answers 401 as it does deployed.
+the claims `sub` and `email` (`<userId>@example.test`), and a user named in the gateway's admin
+users (`ADMIN_USERS` for `make serve`) is put in the `admins` group (`cognito:groups`), as Cognito
+would for a member. Anything else carries no claims, and the handler answers 401 as it does deployed.
 Like API Gateway it takes a burst of connections (a deep listen backlog, a thread each), reads
 `Content-Length` and chunked bodies, and answers what it cannot pass on in the API's error shape.
 Given a `static_dir`, it also serves the web app's files (GET and HEAD of a path that is one of
@@ -72,7 +72,8 @@ def claims_from(authorization: str | None, admin_users: frozenset[str] = frozens
     user = authorization.removeprefix("Bearer local:").strip()
     if not user or len(user) > 128 or not all(c.isalnum() or c in "-_.@" for c in user):
         return None
-    claims = {"sub": user, "cognito:username": user}
+    # Every local user has an address, as a Cognito user with a verified email does.
+    claims = {"sub": user, "cognito:username": user, "email": f"{user}@example.test"}
     if user in admin_users:
         claims["cognito:groups"] = ADMIN_GROUP  # a string, as API Gateway's Cognito authorizer passes it
     return claims

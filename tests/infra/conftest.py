@@ -23,6 +23,7 @@ from infra.stack import RenderServiceConfig, RenderServiceStack, cdk_json_contex
 TEST_CONTEXT: dict[str, Any] = {
     "allowedSourceBuckets": ["team-footage", "stock.clips"],
     "alarmEmail": "ops@example.com",
+    "emailFrom": "renders@example.com",
     # The team's Remotion Lambda, in another region than the stack's (as Remotion deployments often are).
     "remotionFunctionName": "remotion-render-4-0-0-mem2048mb-disk2048mb-120sec",
     "remotionServeUrl": "https://remotionlambda-eucentral1-abc123.s3.eu-central-1.amazonaws.com/sites/app/index.html",

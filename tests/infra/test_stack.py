@@ -31,6 +31,7 @@ HANDLERS = {
     "RemindExpiring": "render_service.handlers.reminders.remind_expiring",
     "SigningKeyGenerator": "render_service.handlers.signing_key.handler",
     "WebhookDeliverer": "render_service.handlers.webhooks.handler",
+    "EmailNotifier": "render_service.handlers.emails.handler",
 }
 FFMPEG_FUNCTIONS = {"StartRender", "FinalizeRender", "ChunkWorker"}
 # Runs only while CloudFormation deploys (a custom resource), which reports its failures itself.
@@ -54,6 +55,7 @@ RENDER_ITEM_ACTIONS = {
     "FinalizeRender": {"dynamodb:GetItem", "dynamodb:Query"},
     # Not ffmpeg, but it talks to the Internet on a user's behalf: it reads the job's webhook, nothing more.
     "WebhookDeliverer": {"dynamodb:GetItem"},
+    "EmailNotifier": {"dynamodb:GetItem"},
 }
 RENDER_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RENDER#*"]}}
 COMMON_ENV = {"TABLE_NAME", "BUCKET_NAME", "EVENT_BUS_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
@@ -414,9 +416,9 @@ def test_functions_that_announce_success_may_read_the_output_they_presign(templa
 def test_only_the_announcing_functions_may_put_events(template: Template) -> None:
     for name, (logical_id, props) in functions_by_name(template).items():
         may_put = "events:PutEvents" in actions_on(policy_statements(template, logical_id, props), "NotificationsBus")
-        assert may_put == (name not in {"ChunkWorker", "FinalizeRender", "WebhookDeliverer", *DEPLOY_TIME_FUNCTIONS}), (
-            name
-        )
+        assert may_put == (
+            name not in {"ChunkWorker", "FinalizeRender", "WebhookDeliverer", "EmailNotifier", *DEPLOY_TIME_FUNCTIONS}
+        ), name
 
 
 def test_no_wildcard_resource_except_xray_and_log_delivery(template: Template) -> None:
@@ -1071,7 +1073,7 @@ def test_the_functions_that_hand_out_links_sign_them_with_the_stacks_key(templat
     secret_id = signing_key_secret(template)
     for name, (logical_id, props) in functions.items():
         env = props["Environment"]["Variables"]
-        signs = name in {"Api", "CompleteRender", "RecordFailure", "RemindExpiring"}
+        signs = name in {"Api", "CompleteRender", "RecordFailure", "RemindExpiring", "EmailNotifier"}
         assert ("CDN_DOMAIN" in env) == signs, name
         reads_secret = any(
             "secretsmanager:GetSecretValue" in json.dumps(s.get("Action")) and secret_id in json.dumps(s["Resource"])
@@ -1161,22 +1163,40 @@ def test_a_partial_remotion_configuration_fails_the_synth(build_stack: Any) -> N
 # --- webhooks --------------------------------------------------------------------------
 
 
-def test_the_services_events_reach_the_webhook_queue_which_dead_letters_to_an_alarmed_queue(
-    template: Template,
+def queue_pair(template: Template, prefix: str) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+    """(queue id, queue, dead-letter id, dead-letter queue) of the bus subscription under `prefix`."""
+    queues = {k: q["Properties"] for k, q in resources(template, "AWS::SQS::Queue").items() if k.startswith(prefix)}
+    (queue_id,) = [k for k, q in queues.items() if "RedrivePolicy" in q]
+    (dlq_id,) = [k for k in queues if k != queue_id]
+    return queue_id, queues[queue_id], dlq_id, queues[dlq_id]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "function", "detail_types", "max_receives"),
+    [
+        (
+            "WebhooksDeliveries",
+            "WebhookDeliverer",
+            ["Render Started", "Render Succeeded", "Render Failed", "Render Cancelled"],
+            None,
+        ),
+        ("Email", "EmailNotifier", ["Render Succeeded", "Render Failed"], 5),
+    ],
+)
+def test_each_bus_subscription_is_a_rule_to_a_queue_with_an_alarmed_dead_letter_queue(
+    template: Template, prefix: str, function: str, detail_types: list[str], max_receives: int | None
 ) -> None:
     from infra.constructs.webhooks import MAX_RECEIVE_COUNT
+    from render_service.models.events import DetailType
 
-    queues = resources(template, "AWS::SQS::Queue")
-    (queue_id, queue), (dlq_id, dlq) = sorted(
-        queues.items(), key=lambda item: "RedrivePolicy" not in item[1]["Properties"]
-    )
-    assert queue["Properties"]["RedrivePolicy"] == {
+    queue_id, queue, dlq_id, dlq = queue_pair(template, prefix)
+    assert queue["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
-        "maxReceiveCount": MAX_RECEIVE_COUNT,
+        "maxReceiveCount": max_receives or MAX_RECEIVE_COUNT,
     }
-    for props in (queue["Properties"], dlq["Properties"]):
+    for props in (queue, dlq):
         assert props["SqsManagedSseEnabled"] is True
-    assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+    assert dlq["MessageRetentionPeriod"] == 14 * 86400
     rules = [
         r["Properties"]
         for r in resources(template, "AWS::Events::Rule").values()
@@ -1184,25 +1204,25 @@ def test_the_services_events_reach_the_webhook_queue_which_dead_letters_to_an_al
     ]
     assert len(rules) == 1
     (rule,) = rules
-    assert rule["EventPattern"] == {
-        "source": ["render-service"],
-        "detail-type": ["Render Started", "Render Succeeded", "Render Failed", "Render Cancelled"],
-    }
+    # The webhook rule forwards every detail type the service publishes, including later ones.
+    expected = [d.value for d in DetailType] if function == "WebhookDeliverer" else detail_types
+    assert set(detail_types) <= set(expected)
+    assert rule["EventPattern"] == {"source": ["render-service"], "detail-type": expected}
     bus_id, _ = only(template, "AWS::Events::EventBus")
     assert rule["EventBusName"] == {"Ref": bus_id}
     (target,) = rule["Targets"]
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
 
-    deliverer_id, deliverer = functions_by_name(template)["WebhookDeliverer"]
+    function_id, props = functions_by_name(template)[function]
     template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
             "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
-            "FunctionName": {"Ref": deliverer_id},
+            "FunctionName": {"Ref": function_id},
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
         },
     )
-    assert queue["Properties"]["VisibilityTimeout"] >= deliverer["Timeout"]
+    assert queue["VisibilityTimeout"] >= props["Timeout"]
 
     topic_id, _ = only(template, "AWS::SNS::Topic")
     (alarm,) = [
@@ -1212,6 +1232,14 @@ def test_the_services_events_reach_the_webhook_queue_which_dead_letters_to_an_al
     ]
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+
+    statements = policy_statements(template, function_id, props)
+    sqs_statements = [s for s in statements if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+    assert sqs_statements
+    assert all(as_list(s["Resource"]) == [{"Fn::GetAtt": [queue_id, "Arn"]}] for s in sqs_statements)
+    assert "sqs:ChangeMessageVisibility" in actions_on(statements, queue_id)
+    assert not actions_on(statements, "DataBucket"), "reads no media"
+    assert not any(a.startswith("s3:") for s in statements for a in as_list(s["Action"]))
 
 
 def test_the_webhook_secret_is_generated_and_only_the_deliverer_reads_it(template: Template) -> None:
@@ -1229,13 +1257,27 @@ def test_the_webhook_secret_is_generated_and_only_the_deliverer_reads_it(templat
         assert has_env == (name == "WebhookDeliverer"), name
 
 
-def test_the_deliverer_may_consume_only_its_queue(template: Template) -> None:
-    deliverer_id, props = functions_by_name(template)["WebhookDeliverer"]
-    queue_id = next(k for k, q in resources(template, "AWS::SQS::Queue").items() if "RedrivePolicy" in q["Properties"])
-    statements = policy_statements(template, deliverer_id, props)
-    sqs_statements = [s for s in statements if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
-    assert sqs_statements
-    assert all(as_list(s["Resource"]) == [{"Fn::GetAtt": [queue_id, "Arn"]}] for s in sqs_statements)
-    assert "sqs:ChangeMessageVisibility" in actions_on(statements, queue_id)
-    assert not actions_on(statements, "DataBucket"), "the deliverer reads no media"
-    assert not any(a.startswith("s3:") for s in statements for a in as_list(s["Action"]))
+def test_only_the_email_notifier_may_send_and_only_from_the_configured_sender(template: Template) -> None:
+    for name, (logical_id, props) in functions_by_name(template).items():
+        statements = policy_statements(template, logical_id, props)
+        ses = [s for s in statements if any(a.startswith("ses:") for a in as_list(s["Action"]))]
+        env = props["Environment"]["Variables"]
+        if name != "EmailNotifier":
+            assert not ses, name
+            assert ("EMAIL_FROM" in env) == (name == "Api"), name
+            continue
+        (statement,) = ses
+        assert as_list(statement["Action"]) == ["ses:SendEmail"]
+        resources_text = json.dumps(statement["Resource"])
+        assert "identity/renders@example.com" in resources_text
+        assert "identity/example.com" in resources_text
+        assert env["EMAIL_FROM"] == "renders@example.com"
+    _, api = functions_by_name(template)["Api"]
+    assert api["Environment"]["Variables"]["EMAIL_NOTIFY_DEFAULT"] == "false"
+
+
+def test_without_a_sender_nothing_may_send_email(build_stack: Any) -> None:
+    template = Template.from_stack(build_stack({"emailFrom": ""}))
+    for name, (logical_id, props) in functions_by_name(template).items():
+        assert "EMAIL_FROM" not in props["Environment"]["Variables"], name
+        assert not actions_on(policy_statements(template, logical_id, props), "ses"), name

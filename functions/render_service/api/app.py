@@ -168,6 +168,14 @@ def groups(claims: dict[str, Any]) -> frozenset[str]:
     return frozenset(str(part) for part in parts if part)
 
 
+def user_email() -> str | None:
+    """The caller's address (Cognito's `email` claim), captured at submit for `notify.email`."""
+    context = app.current_event.request_context
+    claims = (context.authorizer.claims if context.authorizer else None) or {}
+    email = claims.get("email")
+    return str(email) if email else None
+
+
 PUBLIC_ROUTES = frozenset({("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs")})
 
 
@@ -415,7 +423,7 @@ CREATED_HEADERS = {
     ),
 )
 def create_render(request: RenderBody, idempotency_key: IdempotencyKey = None) -> Response[api.RenderCreated]:
-    created = renders.submit(user_id(), request, idempotency_key)
+    created = renders.submit(user_id(), request, idempotency_key, email=user_email())
     return Response(
         status_code=HTTPStatus.ACCEPTED,
         content_type="application/json",

@@ -71,6 +71,7 @@ def job_to_item(job: RenderJob) -> dict[str, Any]:
         "executionSeen": job.execution_seen,
         "cancelRequested": job.cancel_requested,
         "remotion": job.remotion.model_dump(exclude_none=True) if job.remotion else None,
+        "notifyEmail": job.notify_email,
         "GSI1PK": it.user_history_pk(job.user_id),
         "GSI1SK": sort_key(job),
     }
@@ -108,6 +109,7 @@ def item_to_job(raw: dict[str, Any]) -> RenderJob:
         execution_seen=item.get("executionSeen", True),
         cancel_requested=item.get("cancelRequested", False),
         remotion=RemotionRender.model_validate(item["remotion"]) if item.get("remotion") else None,
+        notify_email=item.get("notifyEmail"),
     )
 
 

@@ -109,6 +109,21 @@ def check(request: RenderRequest | RemotionRequest, user_id: str, settings: Sett
         raise InvalidRequest(str(refused), details={"field": refused.where, "rule": refused.reason}) from None
 
 
+def notify_email(request: RenderRequest | RemotionRequest, email: str | None, settings: Settings) -> str | None:
+    """The address a render's ending is emailed to, or None. Asked for explicitly and impossible: a 422."""
+    asked = request.notify.email if request.notify is not None else None
+    if not (settings.email_notify_default if asked is None else asked):
+        return None
+    if asked and not settings.email_from:
+        raise InvalidRequest(
+            "notify.email: email notifications are not enabled on this deployment (see the README's Configuration)",
+            details={"field": "notify.email"},
+        )
+    if asked and not email:
+        raise InvalidRequest("notify.email: your account has no email address", details={"field": "notify.email"})
+    return email if settings.email_from else None
+
+
 def check_s3_source(field: str, src: str, user_id: str, settings: Settings) -> None:
     bucket, _, key = src[5:].partition("/")
     if bucket not in settings.source_buckets:

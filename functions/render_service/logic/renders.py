@@ -52,10 +52,17 @@ IDEMPOTENCY = IdempotencyConfig(
 # --- submit ----------------------------------------------------------------------------
 
 
-def submit(user_id: str, request: RenderRequest | RemotionRequest, idempotency_key: str | None) -> api.RenderCreated:
+def submit(
+    user_id: str, request: RenderRequest | RemotionRequest, idempotency_key: str | None, email: str | None = None
+) -> api.RenderCreated:
     if idempotency_key is None:
-        return _submit(user_id, request)
-    data = {"userId": user_id, "idempotencyKey": idempotency_key, "body": request.model_dump(mode="json")}
+        return _submit(user_id, request, email)
+    data = {
+        "userId": user_id,
+        "idempotencyKey": idempotency_key,
+        "body": request.model_dump(mode="json"),
+        "email": email,
+    }
     return api.RenderCreated.model_validate(_idempotent_submit()(data=data))
 
 
@@ -73,7 +80,7 @@ def _idempotent_submit() -> Any:
 
     def submit_once(data: dict[str, Any]) -> dict[str, Any]:
         request = parse_request(data["body"])
-        return _submit(data["userId"], request).model_dump()
+        return _submit(data["userId"], request, data.get("email")).model_dump()
 
     return idempotent_function(data_keyword_argument="data", persistence_store=store, config=IDEMPOTENCY)(submit_once)
 
@@ -81,13 +88,14 @@ def _idempotent_submit() -> Any:
 on_reset(_idempotent_submit.cache_clear)
 
 
-def _submit(user_id: str, request: RenderRequest | RemotionRequest) -> api.RenderCreated:
+def _submit(user_id: str, request: RenderRequest | RemotionRequest, email: str | None = None) -> api.RenderCreated:
     svc = service()
     pricing.check(request, user_id, svc.settings)
     job = RenderJob(
         render_id=str(uuid.uuid4()),
         user_id=user_id,
         request=request,
+        notify_email=pricing.notify_email(request, email, svc.settings),
         cost=pricing.cost(request, pricing.duration_bound(request), svc.settings),
     )
     try:

@@ -115,6 +115,8 @@ class RenderJob(BaseModel):
     # Set by cancel before it stops the execution, so whoever sees the stop first ends it as cancelled.
     cancel_requested: bool = False
     remotion: RemotionRender | None = None
+    # Where the ending is emailed (the `email` claim at submit), when the request or the deployment asked.
+    notify_email: str | None = None
 
     @property
     def subject(self) -> Subject | None:

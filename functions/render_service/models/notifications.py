@@ -1,4 +1,4 @@
-"""Who hears of a render's ending, as a request asks: a webhook (shared by every engine's request)."""
+"""Who hears of a render's ending, as a request asks: a webhook, an email (shared by every engine's request)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,13 @@ class Webhook(BaseModel):
             if size > MAX_CUSTOM_DATA_BYTES:
                 raise ValueError(f"at most {MAX_CUSTOM_DATA_BYTES} bytes of JSON, got {size}")
         return value
+
+
+class Notify(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: bool | None = Field(
+        None,
+        description="Email the caller (the address of their sign-in) when the render succeeds or finally fails. "
+        "Absent: the deployment's default.",
+    )

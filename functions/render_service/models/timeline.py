@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from render_service.fonts import DEFAULT_FAMILY, FontFamily
-from render_service.models.notifications import Webhook
+from render_service.models.notifications import Notify, Webhook
 
 MAX_SCENES = 20
 MAX_SCENE_SECONDS = 600.0
@@ -256,5 +256,6 @@ class RenderRequest(ApiModel):
     engine: Literal["ffmpeg"] = "ffmpeg"
     subject: Subject | None = None
     webhook: Webhook | None = None
+    notify: Notify | None = None
     timeline: Timeline
     output: Output = Field(default_factory=Output)

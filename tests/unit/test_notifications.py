@@ -1,14 +1,18 @@
-"""The webhook signature (both sides), the retry policy and the URL rules."""
+"""Notifications: the webhook signature (both sides), its retry policy and URL rules; who is emailed."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from infra.constructs.webhooks import MAX_RECEIVE_COUNT
+from render_service.errors import InvalidRequest
+from render_service.logic.pricing import notify_email
 from render_service.models.notifications import Webhook
+from render_service.models.requests import parse_request
 from render_service.settings import Settings
 from render_service.signatures import SIGNATURE_HEADER, signature, verify_signature
 from render_service.urls import UrlRefused
@@ -83,3 +87,34 @@ def test_custom_data_is_at_most_a_kilobyte_of_json() -> None:
     Webhook(url="https://example.com/h", customData={"x": "y" * 900})
     with pytest.raises(ValidationError, match="at most 1024 bytes"):
         Webhook(url="https://example.com/h", customData={"x": "y" * 1100})
+
+
+# --- email: who is mailed ------------------------------------------------------------
+
+
+def _request(notify: dict[str, bool] | None) -> Any:
+    body: dict[str, Any] = {"timeline": {"scenes": [{"type": "title", "text": "x"}]}}
+    if notify is not None:
+        body["notify"] = notify
+    return parse_request(body)
+
+
+def _settings(**env: str) -> Settings:
+    return Settings.model_validate({"TABLE_NAME": "t", "BUCKET_NAME": "b", **env})
+
+
+def test_email_goes_out_only_when_asked_or_defaulted_and_the_deployment_can_send() -> None:
+    sending = _settings(EMAIL_FROM="renders@example.com")
+    assert notify_email(_request(None), "a@example.com", sending) is None
+    assert notify_email(_request({"email": True}), "a@example.com", sending) == "a@example.com"
+    defaulted = _settings(EMAIL_FROM="renders@example.com", EMAIL_NOTIFY_DEFAULT="true")
+    assert notify_email(_request(None), "a@example.com", defaulted) == "a@example.com"
+    assert notify_email(_request({"email": False}), "a@example.com", defaulted) is None
+    assert notify_email(_request(None), None, defaulted) is None  # a default, not a demand
+
+
+def test_asking_for_email_that_cannot_be_sent_is_a_422_naming_the_field() -> None:
+    with pytest.raises(InvalidRequest, match=r"notify\.email: email notifications are not enabled"):
+        notify_email(_request({"email": True}), "a@example.com", _settings())
+    with pytest.raises(InvalidRequest, match=r"notify\.email: your account has no email address"):
+        notify_email(_request({"email": True}), None, _settings(EMAIL_FROM="renders@example.com"))

@@ -1,4 +1,5 @@
-"""Webhooks on the local stack: bus rule -> SQS -> the deliverer -> a receiver on localhost."""
+"""Notifications on the local stack: bus rules -> SQS -> the webhook deliverer (a receiver on
+localhost) and the email notifier (moto's SES)."""
 
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ def test_a_failing_receiver_is_retried_then_the_event_is_dead_lettered(stack: tu
         while not dead and time.monotonic() < deadline:
             dead = [
                 m
-                for m in cloud.queue_messages("WebhooksDeadLetters")
+                for m in cloud.queue_messages("WebhooksDeliveriesDeadLetters")
                 if m["detail"]["renderId"] == render_id and m["detail-type"] == "Render Succeeded"
             ]
             time.sleep(0.5)
@@ -168,3 +169,50 @@ def test_custom_data_over_a_kilobyte_is_a_422(stack: tuple[LocalCloud, Gateway])
     )
     assert refused.status_code == 422, refused.text
     assert "customData" in refused.text
+
+
+def _wait_for_email(cloud: LocalCloud, to: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sent = [m for m in cloud.sent_emails() if m["to"] == [to]]
+        if sent:
+            assert len(sent) == 1, sent
+            return sent[0]
+        time.sleep(0.3)
+    raise AssertionError(f"no email to {to}")
+
+
+def test_a_render_that_asked_is_emailed_with_its_name_length_and_a_working_link(
+    stack: tuple[LocalCloud, Gateway],
+) -> None:
+    cloud, gateway = stack
+    body = {**TITLE, "subject": {"type": "movie", "id": "m-42"}, "notify": {"email": True}}
+    created = _submit(gateway, "mailer", body)
+    assert created.status_code == 202, created.text
+    render_id = created.json()["renderId"]
+
+    email = _wait_for_email(cloud, "mailer@example.test")
+    assert email["source"] == "renders@example.test"
+    assert email["subject"] == "Your video movie m-42 is ready"
+    assert "Length: 0:01" in email["body"]
+    link = next(line.removeprefix("Download: ") for line in email["body"].splitlines() if line.startswith("Download: "))
+    video = requests.get(link, timeout=30)
+    assert video.status_code == 200
+    render = requests.get(
+        f"{gateway.url}/renders/{render_id}", headers={"Authorization": "Bearer local:mailer"}, timeout=30
+    ).json()
+    assert len(video.content) == render["output"]["sizeBytes"]
+
+
+def test_a_render_that_finally_fails_is_emailed_with_the_reason(stack: tuple[LocalCloud, Gateway]) -> None:
+    cloud, gateway = stack
+    missing = f"s3://{cloud.bucket_name}/inputs/mailer-fail/nothing-here.mp4"
+    body = {"timeline": {"scenes": [{"type": "clip", "src": missing}]}, "notify": {"email": True}}
+    created = _submit(gateway, "mailer-fail", body)
+    assert created.status_code == 202, created.text
+    render_id = created.json()["renderId"]
+
+    email = _wait_for_email(cloud, "mailer-fail@example.test")
+    assert email["subject"] == f"Your video {render_id} could not be rendered"
+    assert "refunded" in email["body"]
+    assert "Download" not in email["body"]
