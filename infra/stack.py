@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from infra.constructs.api import RenderApi
 from infra.constructs.data import OutputRetention, RenderData
@@ -23,7 +25,9 @@ from infra.constructs.remotion import RemotionAccess, RemotionDeployment
 from infra.constructs.subscriptions import BusSubscription
 from infra.constructs.webhooks import RenderWebhooks
 from infra.constructs.workflow import RenderWorkflow
+from render_service.destinations import MAX_DELIVERY_ATTEMPTS
 from render_service.models.events import DetailType
+from render_service.models.notifications import DESTINATION_NAME, Destination
 from render_service.models.rates import RateWindow, legacy_rate_window, parse_rate_windows
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -52,6 +56,8 @@ class RenderServiceConfig:
     # The SES-verified sender of completion emails; None: `notify.email: true` is refused.
     email_from: str | None = None
     email_notify_default: bool = False
+    # S3-compatible buckets outputs may be copied to (`deliverTo`), by name.
+    delivery_destinations: Mapping[str, Destination] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -104,6 +110,7 @@ class RenderServiceConfig:
             remotion=RemotionDeployment.from_context(get),
             email_from=get("emailFrom", None) or None,
             email_notify_default=_bool(get("emailNotifyDefault", defaults.email_notify_default)),
+            delivery_destinations=_destinations(get("deliveryDestinations", {})),
         )
 
 
@@ -194,6 +201,18 @@ class RenderServiceStack(Stack):
             alarm_email=config.alarm_email,
         )
         fns.connect_email(config.email_from, config.email_notify_default)
+        fns.connect_destinations(config.delivery_destinations)
+        self.deliveries = BusSubscription(
+            self,
+            "Deliveries",
+            bus=self.notifications.bus,
+            function=fns.output_deliverer,
+            detail_types=[DetailType.succeeded],
+            # One more than the deliverer's attempts: the last one reports the failure itself.
+            max_receive_count=MAX_DELIVERY_ATTEMPTS + 1,
+            alarm_topic=self.observability.topic,
+            description="Succeeded renders to the output deliverer",
+        )
         self.email = BusSubscription(
             self,
             "Email",
@@ -263,6 +282,20 @@ def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
     return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+def _destinations(value: Any) -> dict[str, Destination]:
+    """Context `deliveryDestinations`: `{name: {endpoint, bucket, prefix, credentialsSecretArn, region}}`."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    try:
+        parsed = TypeAdapter(dict[str, Destination]).validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(f"context deliveryDestinations: {_first_error(exc)}") from None
+    for name in parsed:
+        if not re.match(DESTINATION_NAME, name):
+            raise ValueError(f"context deliveryDestinations: name '{name}' must match {DESTINATION_NAME}")
+    return parsed
 
 
 def _strings(value: Any) -> tuple[str, ...]:

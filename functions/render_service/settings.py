@@ -6,6 +6,7 @@ environment first; `get_settings.cache_clear()` rebuilds it.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from render_service.fonts import DEFAULT_FAMILY, FontFamily, font_file
+from render_service.models.notifications import Destination
 from render_service.models.rates import DEFAULT_RATE_WINDOWS, RateWindows, legacy_rate_window
 
 # The single window of earlier releases; still honoured when RATE_LIMITS is not set (see the README).
@@ -100,6 +102,12 @@ class Settings(BaseModel):
     # The email's download link: long, as a person may open it days later (CloudFront-signed deployed).
     email_link_ttl_seconds: int = Field(7 * 86400, ge=3600, le=604800, validation_alias="EMAIL_LINK_TTL_SECONDS")
 
+    # S3-compatible destinations outputs may be copied to (`deliverTo`): JSON {name: Destination}.
+    delivery_destinations: dict[str, Destination] = Field(
+        default_factory=dict, validation_alias="DELIVERY_DESTINATIONS"
+    )
+    delivery_retry_base_seconds: int = Field(30, ge=0, validation_alias="DELIVERY_RETRY_BASE_SECONDS")
+
     # The bundled fonts (the ffmpeg layer's /opt/fonts); empty: the layer's, else the font packages'.
     font_dir: str = Field("", validation_alias="FONT_DIR")
     work_dir: Path = Field(Path("/tmp"), validation_alias="WORK_DIR")
@@ -129,6 +137,13 @@ class Settings(BaseModel):
     def _retention_days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(not 1 <= days <= 3650 for days in value):
             raise ValueError("every retention class must be 1 to 3650 days")
+        return value
+
+    @field_validator("delivery_destinations", mode="before")
+    @classmethod
+    def _destinations_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
         return value
 
     @field_validator("retry_delays_seconds")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -20,6 +22,7 @@ from infra.constructs import acknowledge, cfn, default_policy, nag_text
 from infra.constructs.data import OutputRetention, RenderData
 from infra.constructs.delivery import RenderDelivery
 from infra.constructs.layers import RUNTIME, RenderLayers
+from render_service.models.notifications import Destination
 from render_service.models.rates import DEFAULT_RATE_WINDOWS, RateWindow, rate_windows_json
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
@@ -266,6 +269,18 @@ class RenderFunctions(Construct):
                 render_item_actions=("dynamodb:GetItem",),  # the job: its address, output and error
             ),
         )
+        self.output_deliverer = self._add(
+            builder,
+            "OutputDeliverer",
+            FunctionSpec(
+                handler=f"{handlers}.deliveries.handler",
+                description="Copies finished outputs to the deployment's S3-compatible destinations (from SQS)",
+                memory_mib=1024,  # four 16 MiB parts in flight
+                timeout=Duration.minutes(15),  # a large output over the Internet
+                read=(RENDERS,),
+                render_item_actions=("dynamodb:GetItem", "dynamodb:UpdateItem"),  # the job's deliveries
+            ),
+        )
         # Not a service function (no table, no bus): the custom resource behind the signing key pair.
         self.signing_key_generator = builder.build(
             "SigningKeyGenerator",
@@ -423,6 +438,7 @@ class RenderFunctions(Construct):
             "RemindExpiring": self.remind_expiring,
             "WebhookDeliverer": self.webhook_deliverer,
             "EmailNotifier": self.email_notifier,
+            "OutputDeliverer": self.output_deliverer,
         }
 
     # Workflow tasks whose errors the state machine catches and routes to RecordFailure.
@@ -478,6 +494,17 @@ class RenderFunctions(Construct):
             for name, value in environment.items():
                 function.add_environment(name, value)
             delivery.secret.grant_read(function)
+
+    def connect_destinations(self, destinations: Mapping[str, Destination]) -> None:
+        """The API checks `deliverTo` against the names; the deliverer copies with each one's keys."""
+        value = json.dumps({name: d.model_dump() for name, d in destinations.items()}, sort_keys=True)
+        for function in (self.api, self.output_deliverer):
+            function.add_environment("DELIVERY_DESTINATIONS", value)
+        for index, destination in enumerate(destinations.values()):
+            secret = secretsmanager.Secret.from_secret_complete_arn(
+                self, f"DestinationCredentials{index}", destination.credentialsSecretArn
+            )
+            secret.grant_read(self.output_deliverer)
 
     def connect_email(self, email_from: str | None, notify_default: bool) -> None:
         """The API captures addresses and honours `notify.email`; the notifier sends from `email_from`."""

@@ -27,6 +27,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -99,6 +101,8 @@ LOCAL_REMOTION = {
 REMOTION_STANDIN_HANDLER = "infra.local.remotion.handler"
 
 LOCAL_EMAIL_FROM = "renders@example.test"
+R2_BUCKET = "r2-exports"
+R2_CREDENTIALS = {"accessKeyId": "r2-local-key", "secretAccessKey": "r2-local-secret"}
 
 # Faster than the deployed defaults, so a local render isn't mostly waiting.
 LOCAL_ENVIRONMENT = {
@@ -106,6 +110,7 @@ LOCAL_ENVIRONMENT = {
     "SLOT_WAIT_SECONDS": "1",
     # Whole-render retries wait 30 s, 2 min, 5 min deployed; scaled down here.
     "RETRY_DELAYS_SECONDS": "1,2,3",
+    "DELIVERY_RETRY_BASE_SECONDS": "1",
     "CHUNK_STALL_SECONDS": "60",
     "CHUNK_DISPATCH_TIMEOUT_SECONDS": "600",
     # The layer's paths (/opt/...) don't exist here; settings fall back to imageio-ffmpeg and the font packages.
@@ -284,6 +289,8 @@ class LocalCloud:
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self._pollers: list[threading.Thread] = []
+        self._r2_process: subprocess.Popen[bytes] | None = None
+        self.r2_endpoint = ""
         self.queue_urls: dict[str, str] = {}  # logical id -> URL, for the template's SQS queues
         self.status_rules: list[tuple[frozenset[str], list[str]]] = []  # (statuses, target function names)
         self.scheduled_rules: list[tuple[float, list[str]]] = []  # (period in seconds, target function names)
@@ -350,6 +357,10 @@ class LocalCloud:
         if self._server:
             self._server.stop()
             self._server = None
+        if self._r2_process is not None:
+            self._r2_process.terminate()
+            self._r2_process.wait(timeout=10)
+            self._r2_process = None
         if self._saved_environ is not None:
             os.environ.clear()
             os.environ.update(self._saved_environ)
@@ -450,6 +461,7 @@ class LocalCloud:
             environment = {k: v for k, v in environment.items() if k not in RATE_VARIABLES}
         environment |= overrides
         environment = self._deploy_remotion(environment, role_arn, code.getvalue())
+        environment = self._deploy_r2(environment)
         self.environment = environment
         os.environ.update(environment)
         _guard.grants = LeadingKeyGuard.from_template(self.template).grants
@@ -463,6 +475,53 @@ class LocalCloud:
         self._deploy_bus_rules()
         if environment.get("EMAIL_FROM"):
             self.client("ses").verify_email_identity(EmailAddress=environment["EMAIL_FROM"])
+
+    def _deploy_r2(self, environment: dict[str, str]) -> dict[str, str]:
+        """A second moto server, in its own process (so its state is not ours), stands in for Cloudflare
+        R2 as the destination `r2`, unless the template or the environment names destinations."""
+        configured = os.environ.get("DELIVERY_DESTINATIONS") or environment.get("DELIVERY_DESTINATIONS", "{}")
+        if json.loads(configured or "{}"):
+            return environment | {"DELIVERY_DESTINATIONS": configured}
+        port = free_port()
+        self._r2_process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.r2_endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{self.r2_endpoint}/moto-api/", timeout=1)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline or self._r2_process.poll() is not None:
+                    raise RuntimeError("the R2 stand-in (moto server) did not start") from None
+                time.sleep(0.1)
+        self.r2_client().create_bucket(Bucket=R2_BUCKET)
+        secret = self.client("secretsmanager").create_secret(
+            Name="local-r2-credentials", SecretString=json.dumps(R2_CREDENTIALS)
+        )["ARN"]
+        destinations = {
+            "r2": {
+                "endpoint": self.r2_endpoint,
+                "bucket": R2_BUCKET,
+                "prefix": "exports/",
+                "credentialsSecretArn": secret,
+                "region": REGION,
+            }
+        }
+        return environment | {"DELIVERY_DESTINATIONS": json.dumps(destinations)}
+
+    def r2_client(self) -> Any:
+        """A client of the R2 stand-in, with the destination's own keys."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.r2_endpoint,
+            region_name=REGION,
+            aws_access_key_id=R2_CREDENTIALS["accessKeyId"],
+            aws_secret_access_key=R2_CREDENTIALS["secretAccessKey"],
+        )
 
     def _deploy_remotion(self, environment: dict[str, str], role_arn: str, code: bytes) -> dict[str, str]:
         """The Remotion stand-in under the configured name (the template's, else the environment's,

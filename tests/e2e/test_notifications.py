@@ -216,3 +216,34 @@ def test_a_render_that_finally_fails_is_emailed_with_the_reason(stack: tuple[Loc
     assert email["subject"] == f"Your video {render_id} could not be rendered"
     assert "refunded" in email["body"]
     assert "Download" not in email["body"]
+
+
+def test_an_output_delivered_to_the_r2_stand_in_arrives_byte_identical(stack: tuple[LocalCloud, Gateway]) -> None:
+    cloud, gateway = stack
+    auth = {"Authorization": "Bearer local:deliverer"}
+    created = _submit(gateway, "deliverer", {**TITLE, "deliverTo": "r2"})
+    assert created.status_code == 202, created.text
+    render_id = created.json()["renderId"]
+
+    deadline = time.monotonic() + 120
+    render: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        render = requests.get(f"{gateway.url}/renders/{render_id}", headers=auth, timeout=30).json()
+        if render["deliveries"] and render["deliveries"][0]["status"] != "pending":
+            break
+        time.sleep(0.3)
+    assert render["status"] == "complete"
+    assert render["deliveries"] == [
+        {"destination": "r2", "key": f"exports/{render_id}.mp4", "status": "delivered", "error": None}
+    ]
+    ours = requests.get(render["output"]["url"], timeout=30).content
+    theirs = cloud.r2_client().get_object(Bucket="r2-exports", Key=f"exports/{render_id}.mp4")
+    assert theirs["Body"].read() == ours
+    assert theirs["ContentType"] == "video/mp4"
+
+
+def test_an_unknown_destination_is_a_422_naming_the_known_ones(stack: tuple[LocalCloud, Gateway]) -> None:
+    _, gateway = stack
+    refused = _submit(gateway, "deliverer", {**TITLE, "deliverTo": "dropbox"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["details"] == {"field": "deliverTo", "allowed": ["r2"]}

@@ -24,6 +24,14 @@ TEST_CONTEXT: dict[str, Any] = {
     "allowedSourceBuckets": ["team-footage", "stock.clips"],
     "alarmEmail": "ops@example.com",
     "emailFrom": "renders@example.com",
+    "deliveryDestinations": {
+        "r2": {
+            "endpoint": "https://0123abcd.r2.cloudflarestorage.com",
+            "bucket": "exports",
+            "prefix": "renders/",
+            "credentialsSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:r2-keys-AbCdEf",
+        }
+    },
     # The team's Remotion Lambda, in another region than the stack's (as Remotion deployments often are).
     "remotionFunctionName": "remotion-render-4-0-0-mem2048mb-disk2048mb-120sec",
     "remotionServeUrl": "https://remotionlambda-eucentral1-abc123.s3.eu-central-1.amazonaws.com/sites/app/index.html",

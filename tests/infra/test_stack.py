@@ -32,6 +32,7 @@ HANDLERS = {
     "SigningKeyGenerator": "render_service.handlers.signing_key.handler",
     "WebhookDeliverer": "render_service.handlers.webhooks.handler",
     "EmailNotifier": "render_service.handlers.emails.handler",
+    "OutputDeliverer": "render_service.handlers.deliveries.handler",
 }
 FFMPEG_FUNCTIONS = {"StartRender", "FinalizeRender", "ChunkWorker"}
 # Runs only while CloudFormation deploys (a custom resource), which reports its failures itself.
@@ -56,6 +57,7 @@ RENDER_ITEM_ACTIONS = {
     # Not ffmpeg, but it talks to the Internet on a user's behalf: it reads the job's webhook, nothing more.
     "WebhookDeliverer": {"dynamodb:GetItem"},
     "EmailNotifier": {"dynamodb:GetItem"},
+    "OutputDeliverer": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
 }
 RENDER_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RENDER#*"]}}
 COMMON_ENV = {"TABLE_NAME", "BUCKET_NAME", "EVENT_BUS_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
@@ -1165,7 +1167,11 @@ def test_a_partial_remotion_configuration_fails_the_synth(build_stack: Any) -> N
 
 def queue_pair(template: Template, prefix: str) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
     """(queue id, queue, dead-letter id, dead-letter queue) of the bus subscription under `prefix`."""
-    queues = {k: q["Properties"] for k, q in resources(template, "AWS::SQS::Queue").items() if k.startswith(prefix)}
+    queues = {
+        k: q["Properties"]
+        for k, q in resources(template, "AWS::SQS::Queue").items()
+        if k.startswith(prefix) and k[len(prefix) :].startswith(("Queue", "DeadLetters"))
+    }
     (queue_id,) = [k for k, q in queues.items() if "RedrivePolicy" in q]
     (dlq_id,) = [k for k in queues if k != queue_id]
     return queue_id, queues[queue_id], dlq_id, queues[dlq_id]
@@ -1181,6 +1187,7 @@ def queue_pair(template: Template, prefix: str) -> tuple[str, dict[str, Any], st
             None,
         ),
         ("Email", "EmailNotifier", ["Render Succeeded", "Render Failed"], 5),
+        ("Deliveries", "OutputDeliverer", ["Render Succeeded"], 6),
     ],
 )
 def test_each_bus_subscription_is_a_rule_to_a_queue_with_an_alarmed_dead_letter_queue(
@@ -1238,8 +1245,9 @@ def test_each_bus_subscription_is_a_rule_to_a_queue_with_an_alarmed_dead_letter_
     assert sqs_statements
     assert all(as_list(s["Resource"]) == [{"Fn::GetAtt": [queue_id, "Arn"]}] for s in sqs_statements)
     assert "sqs:ChangeMessageVisibility" in actions_on(statements, queue_id)
-    assert not actions_on(statements, "DataBucket"), "reads no media"
-    assert not any(a.startswith("s3:") for s in statements for a in as_list(s["Action"]))
+    if function != "OutputDeliverer":  # it reads the outputs it copies (renders/*, checked below)
+        assert not actions_on(statements, "DataBucket"), "reads no media"
+        assert not any(a.startswith("s3:") for s in statements for a in as_list(s["Action"]))
 
 
 def test_the_webhook_secret_is_generated_and_only_the_deliverer_reads_it(template: Template) -> None:
@@ -1281,3 +1289,25 @@ def test_without_a_sender_nothing_may_send_email(build_stack: Any) -> None:
     for name, (logical_id, props) in functions_by_name(template).items():
         assert "EMAIL_FROM" not in props["Environment"]["Variables"], name
         assert not actions_on(policy_statements(template, logical_id, props), "ses"), name
+
+
+def test_destinations_reach_the_api_and_the_deliverer_and_only_the_deliverer_reads_their_keys(
+    template: Template,
+) -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:r2-keys-AbCdEf"
+    for name, (logical_id, props) in functions_by_name(template).items():
+        env = props["Environment"]["Variables"]
+        assert ("DELIVERY_DESTINATIONS" in env) == (name in {"Api", "OutputDeliverer"}), name
+        reads = "secretsmanager:GetSecretValue" in actions_on(policy_statements(template, logical_id, props), arn)
+        assert reads == (name == "OutputDeliverer"), name
+    _, deliverer = functions_by_name(template)["OutputDeliverer"]
+    destinations = json.loads(deliverer["Environment"]["Variables"]["DELIVERY_DESTINATIONS"])
+    assert destinations["r2"]["endpoint"] == "https://0123abcd.r2.cloudflarestorage.com"
+    logical_id, props = functions_by_name(template)["OutputDeliverer"]
+    assert media_actions_on(policy_statements(template, logical_id, props), "renders/*") >= {"s3:GetObject*"}
+    assert not media_actions_on(policy_statements(template, logical_id, props), "inputs/*")
+
+
+def test_a_bad_destination_fails_the_synth_naming_it(build_stack: Any) -> None:
+    with pytest.raises(ValueError, match="deliveryDestinations"):
+        build_stack({"deliveryDestinations": {"r2": {"endpoint": "https://x"}}})

@@ -15,6 +15,7 @@ from render_service.models.jobs import (
     ACTIVE,
     Chunk,
     ChunkStatus,
+    Delivery,
     OutputObject,
     Phase,
     RemotionRender,
@@ -72,6 +73,7 @@ def job_to_item(job: RenderJob) -> dict[str, Any]:
         "cancelRequested": job.cancel_requested,
         "remotion": job.remotion.model_dump(exclude_none=True) if job.remotion else None,
         "notifyEmail": job.notify_email,
+        "deliveries": [d.model_dump(mode="json", exclude_none=True) for d in job.deliveries] or None,
         "GSI1PK": it.user_history_pk(job.user_id),
         "GSI1SK": sort_key(job),
     }
@@ -110,6 +112,7 @@ def item_to_job(raw: dict[str, Any]) -> RenderJob:
         cancel_requested=item.get("cancelRequested", False),
         remotion=RemotionRender.model_validate(item["remotion"]) if item.get("remotion") else None,
         notify_email=item.get("notifyEmail"),
+        deliveries=[Delivery.model_validate(d) for d in item.get("deliveries") or []],
     )
 
 
@@ -391,6 +394,19 @@ class RenderRepository:
             },
         )
         return [item_to_job(raw) for raw in items]
+
+    def save_delivery(self, render_id: str, index: int, delivery: Delivery) -> None:
+        """Records one delivery's state. Only the deliverer writes `deliveries[i]`, one event at a time."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=it.key(it.render_pk(render_id), it.RENDER_SK),
+            UpdateExpression=f"SET deliveries[{int(index)}] = :delivery, updatedAt = :now",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues={
+                ":delivery": it.serialize_value(delivery.model_dump(mode="json", exclude_none=True)),
+                ":now": {"S": now_iso()},
+            },
+        )
 
     def request_cancel(self, render_id: str) -> None:
         try:

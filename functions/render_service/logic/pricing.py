@@ -13,6 +13,7 @@ import math
 from render_service import urls, webhooks
 from render_service.errors import EngineNotConfigured, InvalidRequest
 from render_service.models.api import Estimate
+from render_service.models.jobs import Delivery
 from render_service.models.remotion import MAX_CONCURRENCY, RemotionKind, RemotionRequest
 from render_service.models.timeline import HIGH_RESOLUTIONS, SHORT_SIDE, RenderRequest, Resolution, SubjectType
 from render_service.settings import Settings
@@ -80,6 +81,13 @@ def check(request: RenderRequest | RemotionRequest, user_id: str, settings: Sett
             webhooks.check_url(request.webhook.url, allow_loopback=settings.webhook_allow_loopback)
         except urls.UrlRefused as refused:
             raise InvalidRequest(str(refused), details={"field": "webhook.url", "rule": refused.reason}) from None
+    if request.deliverTo is not None and request.deliverTo not in settings.delivery_destinations:
+        known = sorted(settings.delivery_destinations)
+        raise InvalidRequest(
+            f"deliverTo: '{request.deliverTo}' is not a destination of this deployment"
+            + (f" (it has: {', '.join(known)})" if known else " (it has none)"),
+            details={"field": "deliverTo", "allowed": known},
+        )
     if isinstance(request, RemotionRequest):
         check_remotion(request, settings)
         return
@@ -107,6 +115,14 @@ def check(request: RenderRequest | RemotionRequest, user_id: str, settings: Sett
         urls.check_public_urls(https)
     except urls.UrlRefused as refused:
         raise InvalidRequest(str(refused), details={"field": refused.where, "rule": refused.reason}) from None
+
+
+def deliveries(request: RenderRequest | RemotionRequest, render_id: str, settings: Settings) -> list[Delivery]:
+    """The copies a request asks for (`deliverTo`), pending until the output exists."""
+    if request.deliverTo is None:
+        return []
+    destination = settings.delivery_destinations[request.deliverTo]
+    return [Delivery(destination=request.deliverTo, key=destination.key(render_id))]
 
 
 def notify_email(request: RenderRequest | RemotionRequest, email: str | None, settings: Settings) -> str | None:

@@ -91,11 +91,13 @@ on_reset(_idempotent_submit.cache_clear)
 def _submit(user_id: str, request: RenderRequest | RemotionRequest, email: str | None = None) -> api.RenderCreated:
     svc = service()
     pricing.check(request, user_id, svc.settings)
+    render_id = str(uuid.uuid4())
     job = RenderJob(
-        render_id=str(uuid.uuid4()),
+        render_id=render_id,
         user_id=user_id,
         request=request,
         notify_email=pricing.notify_email(request, email, svc.settings),
+        deliveries=pricing.deliveries(request, render_id, svc.settings),
         cost=pricing.cost(request, pricing.duration_bound(request), svc.settings),
     )
     try:
@@ -150,6 +152,10 @@ def to_view(job: RenderJob, *, queue_position: int | None = None, check_output: 
         output=output,
         error=_error_view(job.error),
         engineCost=_engine_cost(job),
+        deliveries=[
+            api.DeliveryView(destination=d.destination, key=d.key, status=d.status.value, error=d.error)
+            for d in job.deliveries
+        ],
     )
 
 

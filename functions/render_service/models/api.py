@@ -63,6 +63,13 @@ class EngineCostView(BaseModel):
     disclaimer: str = ""
 
 
+class DeliveryView(BaseModel):
+    destination: str
+    key: str
+    status: str = Field(description="pending, delivered or failed; a failed delivery never fails the render.")
+    error: str | None = None
+
+
 class RenderView(BaseModel):
     renderId: str
     status: str = Field(description="queued, rendering, complete, failed or cancelled; it only moves forward.")
@@ -91,6 +98,9 @@ class RenderView(BaseModel):
     output: OutputView | None = None
     error: ErrorView | None = None
     engineCost: EngineCostView | None = Field(None, description="Remotion renders: its own cost report.")
+    deliveries: list[DeliveryView] = Field(
+        default_factory=list, description="Copies of the output to the destination named by `deliverTo`."
+    )
 
 
 class RenderPage(BaseModel):

@@ -30,6 +30,7 @@ class DetailType(StrEnum):
     failed = "Render Failed"
     cancelled = "Render Cancelled"
     expiring = "Render Expiring"  # a while before the output expires (see reminders.py)
+    delivery_failed = "Render Delivery Failed"
 
 
 class EventModel(BaseModel):
@@ -53,6 +54,12 @@ class EventError(EventModel):
     message: str
 
 
+class EventDelivery(EventModel):
+    destination: str = Field(description="The deployment's destination name (`deliverTo`).")
+    key: str
+    error: str
+
+
 class RenderEvent(EventModel):
     """The `detail` of every render event."""
 
@@ -68,6 +75,7 @@ class RenderEvent(EventModel):
     attempts: int = Field(0, description="Attempts made so far (whole-render retries included).")
     output: EventOutput | None = None
     error: EventError | None = None
+    delivery: EventDelivery | None = Field(None, description="Render Delivery Failed: which copy, and why.")
 
     @staticmethod
     def event_id(render_id: str, detail_type: DetailType) -> str:
@@ -84,6 +92,7 @@ REQUIRED: dict[DetailType, tuple[str, ...]] = {
     DetailType.failed: ("error",),
     DetailType.cancelled: ("error",),
     DetailType.expiring: ("output",),
+    DetailType.delivery_failed: ("delivery",),
 }
 
 

@@ -87,6 +87,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class Delivery(BaseModel):
+    """A copy of the output to a deployment's destination; it never decides the render's own status."""
+
+    destination: str
+    key: str
+    status: DeliveryStatus = DeliveryStatus.pending
+    error: str | None = None
+    attempts: int = 0
+
+
 class RenderJob(BaseModel):
     render_id: str
     user_id: str
@@ -117,6 +133,7 @@ class RenderJob(BaseModel):
     remotion: RemotionRender | None = None
     # Where the ending is emailed (the `email` claim at submit), when the request or the deployment asked.
     notify_email: str | None = None
+    deliveries: list[Delivery] = Field(default_factory=list)
 
     @property
     def subject(self) -> Subject | None:

@@ -1,4 +1,5 @@
-"""Who hears of a render's ending, as a request asks: a webhook, an email (shared by every engine's request)."""
+"""Who hears of a render's ending, and where its output goes, as a request asks: a webhook, an email,
+a delivery to a deployment's S3-compatible destination (shared by every engine's request)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,23 @@ class Notify(BaseModel):
         description="Email the caller (the address of their sign-in) when the render succeeds or finally fails. "
         "Absent: the deployment's default.",
     )
+
+
+DESTINATION_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Destination(BaseModel):
+    """A deployment's S3-compatible bucket (Cloudflare R2, MinIO, another S3) that outputs may be copied to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: str = Field(min_length=1, description="e.g. https://<account>.r2.cloudflarestorage.com")
+    bucket: str = Field(min_length=1)
+    prefix: str = Field("", description="Prepended to `<renderId>.mp4`.")
+    credentialsSecretArn: str = Field(
+        min_length=1, description='A Secrets Manager secret: {"accessKeyId": ..., "secretAccessKey": ...}.'
+    )
+    region: str = Field("auto", description="R2 takes `auto`.")
+
+    def key(self, render_id: str) -> str:
+        return f"{self.prefix}{render_id}.mp4"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from render_service.models.notifications import Notify, Webhook
+from render_service.models.notifications import DESTINATION_NAME, Notify, Webhook
 from render_service.models.timeline import ApiModel, Subject
 
 MAX_LONG_SIDE, MAX_SHORT_SIDE = 1920, 1080
@@ -85,6 +85,9 @@ class RemotionRequest(ApiModel):
     subject: Subject | None = None
     webhook: Webhook | None = None
     notify: Notify | None = None
+    deliverTo: str | None = Field(
+        None, pattern=DESTINATION_NAME, description="Copy the output to this destination of the deployment."
+    )
     kind: RemotionKind = Field(description="`clip`: at most 20 s. `movie`: at most 120 s and 20 inputProps.scenes.")
     composition: str = Field(
         min_length=1, max_length=100, pattern=r"^[A-Za-z0-9-]+$", description="The composition id in your site."

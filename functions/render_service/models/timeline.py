@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from render_service.fonts import DEFAULT_FAMILY, FontFamily
-from render_service.models.notifications import Notify, Webhook
+from render_service.models.notifications import DESTINATION_NAME, Notify, Webhook
 
 MAX_SCENES = 20
 MAX_SCENE_SECONDS = 600.0
@@ -257,5 +257,8 @@ class RenderRequest(ApiModel):
     subject: Subject | None = None
     webhook: Webhook | None = None
     notify: Notify | None = None
+    deliverTo: str | None = Field(
+        None, pattern=DESTINATION_NAME, description="Copy the output to this destination of the deployment."
+    )
     timeline: Timeline
     output: Output = Field(default_factory=Output)
