@@ -305,6 +305,11 @@ def test_an_execution_stopped_from_the_console_still_ends_its_render(stack: tupl
     assert created.status_code == 202, created.text
     render_id = created.json()["renderId"]
     execution_arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
+    # Stop it while it renders. moto's interpreter can itself error (and end the execution FAILED,
+    # not ABORTED) when StopExecution lands while it is entering the first task.
+    deadline = time.monotonic() + 60
+    while client.get(f"/renders/{render_id}").json()["status"] == "queued" and time.monotonic() < deadline:
+        time.sleep(0.2)
 
     # What an operator does in the Step Functions console: no cancel through the API.
     cloud.client("stepfunctions").stop_execution(executionArn=execution_arn, cause="stopped by ops")
