@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import re
+import shutil
 import socket
 import ssl
 import time
@@ -93,6 +95,16 @@ class Fetched:
     size_bytes: int
     etag: str | None = None
     content_type: str | None = None
+
+
+def link_or_copy(local: Path, target: Path) -> None:
+    """A file fetched earlier in the same step, under another name: a hard link where the file
+    system allows one (no bytes copied), else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(local, target)
+    except OSError:
+        shutil.copyfile(local, target)
 
 
 def fetch_s3(

@@ -55,6 +55,11 @@ def plan_key(render_id: str, attempt: int) -> str:
     return f"{attempt_prefix(render_id, attempt)}plan.json"
 
 
+def inline_output_key(render_id: str, attempt: int) -> str:
+    """What StartRender made when it rendered a plan inline, for FinalizeRender to pass on."""
+    return f"{attempt_prefix(render_id, attempt)}output.json"
+
+
 def input_key(user_id: str, upload_id: str, filename: str) -> str:
     return f"inputs/{user_id}/{upload_id}/{filename}"
 

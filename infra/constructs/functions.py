@@ -304,13 +304,14 @@ class RenderFunctions(Construct):
             "StartRender",
             FunctionSpec(
                 handler=f"{handlers}.workflow.start_render",
-                description="Workflow: plan chunks and dispatch chunk workers",
+                description="Workflow: plan chunks and dispatch chunk workers, or render a remux or a single chunk",
                 memory_mib=3008,
-                timeout=Duration.minutes(5),
+                # Sources are fetched within 210 s (prepare.py); an inline render then uploads the output.
+                timeout=Duration.minutes(15),
                 ffmpeg=True,
                 environment={**workflow, **sources, **chunk_env},
                 read=(INPUTS, WORK),
-                put=(WORK,),
+                put=(WORK, RENDERS),  # an inline render's MP4 and stills (RenderPlan.inline)
                 render_item_actions=("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem"),
             ),
         )

@@ -106,7 +106,8 @@ R2_CREDENTIALS = {"accessKeyId": "r2-local-key", "secretAccessKey": "r2-local-se
 
 # Faster than the deployed defaults, so a local render isn't mostly waiting.
 LOCAL_ENVIRONMENT = {
-    "POLL_INTERVAL_SECONDS": "1",
+    # PollRender shortens the wait as a render nears its end (workflow/steps.py `next_wait`).
+    "POLL_INTERVAL_SECONDS": "3",
     "SLOT_WAIT_SECONDS": "1",
     # Whole-render retries wait 30 s, 2 min, 5 min deployed; scaled down here.
     "RETRY_DELAYS_SECONDS": "1,2,3",

@@ -118,9 +118,9 @@ def test_matching_whole_clips_are_remuxed_with_no_chunk_worker_and_no_poll_wait(
         ExpressionAttributeValues={":pk": {"S": f"RENDER#{render_id}"}, ":chunk": {"S": "CHUNK#"}},
     )["Items"]
     assert len(chunks) == 3
-    # Done at birth, never dispatched to a worker, each the staged source itself.
+    # Done at birth, never dispatched to a worker: StartRender made the output itself.
     assert {(c["status"]["S"], c["attempts"]["N"]) for c in chunks} == {("done", "0")}
-    assert all(c["key"]["S"].startswith(f"work/{render_id}/sources/") for c in chunks)
+    assert {c["key"]["S"] for c in chunks} == {f"renders/e2e-remux/{render_id}.mp4"}
     sfn = cloud.client("stepfunctions")
     history = sfn.get_execution_history(
         executionArn=cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"

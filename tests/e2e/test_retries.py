@@ -205,7 +205,7 @@ def test_a_corrupt_source_fails_at_once(stack: tuple[LocalCloud, Gateway], tmp_p
     assert _entered(history, "Wait before retry") == 0
 
 
-def test_an_ffmpeg_crash_is_retried_in_safe_mode(
+def test_an_ffmpeg_crash_in_a_chunk_worker_is_retried_in_safe_mode(
     stack: tuple[LocalCloud, Gateway], clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, gateway = stack
@@ -215,16 +215,43 @@ def test_an_ffmpeg_crash_is_retried_in_safe_mode(
     crashed: list[int] = []
 
     def render_chunk(spec: ChunkSpec, **kwargs: Any) -> str:
-        if spec.render_attempt == 1:
+        if spec.render_attempt == 1 and spec.index == 0:
             crashed.append(spec.index)
             raise errors.EncodeFailed(f"chunk {spec.index}: ffmpeg exited with signal 11")
         return real(spec, **kwargs)
 
     monkeypatch.setattr(engine, "render_chunk", render_chunk)
 
-    render, seen = client.watch(client.submit([{"type": "clip", "src": src}]))
+    # 25 s: two chunks, so chunk workers render it (a single chunk is rendered inline, below).
+    scenes = [{"type": "title", "text": "Long", "duration": 24}, {"type": "clip", "src": src}]
+    render, seen = client.watch(client.submit(scenes))
 
     assert (render["status"], render["attempts"], render["safeMode"]) == ("complete", 2, True), render
     assert len(crashed) == 3, "each chunk has its own retries before the render is retried"
     assert any(view["phase"] == "retrying" and view["lastError"]["code"] == "CHUNK_FAILED" for view in seen)
-    assert render["output"]["durationSeconds"] == pytest.approx(1.0, abs=0.05)
+    assert render["output"]["durationSeconds"] == pytest.approx(25.0, abs=0.05)
+
+
+def test_an_ffmpeg_crash_in_an_inline_render_is_retried_in_safe_mode(
+    stack: tuple[LocalCloud, Gateway], clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, gateway = stack
+    client = Client(gateway.url, "retry-inline")
+    src = client.upload(clip)
+    real = engine.render_inline
+    crashed: list[str] = []
+
+    def render_inline(plan: Any, *args: Any, **kwargs: Any) -> Any:
+        if plan.chunks[0].render_attempt == 1:
+            crashed.append(plan.render_id)
+            raise errors.EncodeFailed("chunk 0: ffmpeg exited with signal 11")
+        return real(plan, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "render_inline", render_inline)
+
+    render, seen = client.watch(client.submit([{"type": "clip", "src": src, "trimStart": 0.1}]))
+
+    assert (render["status"], render["attempts"], render["safeMode"]) == ("complete", 2, True), render
+    assert len(crashed) == 1
+    assert any(view["phase"] == "retrying" for view in seen)
+    assert render["output"]["durationSeconds"] == pytest.approx(0.9, abs=0.05)

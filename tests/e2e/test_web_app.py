@@ -218,3 +218,102 @@ def test_errors_read_as_sentences_and_a_render_can_be_cancelled(running_stack: S
     # The 422, 404 and 401 above are logged by Chromium as failed loads; nothing else may be.
     assert [e for e in console.errors if not e.startswith("Failed to load resource")] == []
     page.close()
+
+
+def _encode(path: Path, *, pattern: str, profile: str, seconds: float = 1.0, extra: tuple[str, ...] = ()) -> Path:
+    """A 720p30 H.264 (the given profile) + AAC 48 kHz clip, as a phone or an app might make it."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"{pattern}=size=1280x720:rate=30:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", profile, "-g", "30", "-pix_fmt", "yuv420p", *extra,
+         "-c:a", "aac", "-ac", "2", "-shortest", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def _render(gateway: Gateway, user: str, scenes: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    import time
+
+    import requests
+
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer local:{user}"
+    for scene in scenes:
+        if isinstance(scene.get("src"), Path):
+            path = scene["src"]
+            size = path.stat().st_size
+            ticket = http.post(f"{gateway.url}/uploads", json={"filename": path.name, "contentType": "video/mp4",
+                                                                "sizeBytes": size}, timeout=30).json()  # fmt: skip
+            requests.put(
+                ticket["url"], data=path.read_bytes(), headers=ticket["headers"], timeout=60
+            ).raise_for_status()
+            scene["src"] = ticket["src"]
+    created = http.post(
+        f"{gateway.url}/renders", json={"timeline": {"scenes": scenes}, "output": {"resolution": "720p"}}
+    )
+    assert created.status_code == 202, created.text
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        render: dict[str, Any] = http.get(f"{gateway.url}/renders/{created.json()['renderId']}", timeout=30).json()
+        if render["status"] in ("complete", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    assert render["status"] == "complete", render
+    out.write_bytes(requests.get(render["output"]["url"], timeout=60).content)
+    return render
+
+
+def test_copied_clips_play_in_chromium_and_decode_without_an_error(
+    running_stack: Stack, browser_context: Any, tmp_path: Path
+) -> None:
+    """Clips that share one encoding are copied (any profile); next to encoded scenes only our own
+    encoding is. Whatever was copied, every frame decodes and the browser plays the file through."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    _, gateway = running_stack
+    baseline = [
+        _encode(tmp_path / f"baseline{i}.mp4", pattern=p, profile="baseline")
+        for i, p in enumerate(("testsrc2", "smptebars"))
+    ]
+    remux = _render(gateway, "play-copies", [{"type": "clip", "src": p} for p in baseline], tmp_path / "remux.mp4")
+    ours = tmp_path / "remux.mp4"
+    foreign = _encode(tmp_path / "foreign.mp4", pattern="testsrc", profile="main", extra=("-bf", "3", "-refs", "4"))
+    mixed_scenes: list[dict[str, Any]] = [
+        {"type": "title", "text": "Copied next to encoded", "duration": 1},
+        {"type": "clip", "src": ours},  # our own output: copied
+        {"type": "clip", "src": foreign, "trimStart": 0.2},  # another encoding: encoded
+    ]
+    mixed = _render(gateway, "play-copies", mixed_scenes, tmp_path / "mixed.mp4")
+
+    assert remux["output"]["durationSeconds"] == pytest.approx(2.0, abs=0.05)
+    page = browser_context.new_page()
+    console = Console(page)
+    for name, seconds, url in (("remux", 2.0, remux["output"]["url"]), ("mixed", 3.8, mixed["output"]["url"])):
+        video = tmp_path / f"{name}.mp4"
+        decoded = subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-v", "error", "-i", str(video), "-f", "null", "-"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert (decoded.returncode, decoded.stderr) == (0, ""), name
+        page.set_content(f'<video id="v" muted playsinline src="{url}"></video>')  # the presigned GET
+        page.evaluate("() => { const v = document.getElementById('v'); v.playbackRate = 4; return v.play(); }")
+        page.wait_for_function("document.getElementById('v').ended", timeout=TIMEOUT_MS)
+        played = page.evaluate(
+            """() => { const v = document.getElementById('v'), q = v.getVideoPlaybackQuality();
+                       return {error: v.error && v.error.code, duration: v.duration, width: v.videoWidth,
+                               corrupted: q.corruptedVideoFrames, decoded: q.totalVideoFrames}; }"""
+        )
+        assert played["error"] is None, (name, played)
+        assert played["duration"] == pytest.approx(seconds, abs=0.1), (name, played)
+        assert played["width"] == 1280
+        assert played["corrupted"] == 0, (name, played)
+        assert played["decoded"] > 0
+    assert console.errors == []

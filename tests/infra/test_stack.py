@@ -265,7 +265,7 @@ def test_function_log_groups_have_retention(template: Template) -> None:
     ("name", "expected"),
     [
         ("Api", {"MemorySize": 512, "Timeout": 29, "EphemeralStorage": None, "layers": 1}),
-        ("StartRender", {"MemorySize": 3008, "Timeout": 300, "EphemeralStorage": {"Size": 10240}, "layers": 2}),
+        ("StartRender", {"MemorySize": 3008, "Timeout": 900, "EphemeralStorage": {"Size": 10240}, "layers": 2}),
         ("FinalizeRender", {"MemorySize": 3008, "Timeout": 900, "EphemeralStorage": {"Size": 10240}, "layers": 2}),
         ("ChunkWorker", {"MemorySize": 3008, "Timeout": 900, "EphemeralStorage": {"Size": 10240}, "layers": 2}),
         ("AcquireSlot", {"EphemeralStorage": None, "layers": 1}),
@@ -357,7 +357,7 @@ def test_bucket_access_is_scoped_to_key_prefixes(template: Template) -> None:
     expected = {
         "Api": {"renders/*": {"read", "delete"}, "inputs/*": {"put"}},
         "ChunkWorker": {"work/*": {"read", "put"}},
-        "StartRender": {"inputs/*": {"read"}, "work/*": {"read", "put"}},
+        "StartRender": {"inputs/*": {"read"}, "work/*": {"read", "put"}, "renders/*": {"put"}},
         "PollRender": {},
         "FinalizeRender": {"work/*": {"read"}, "renders/*": {"put"}},
         "CompleteRender": {"renders/*": {"read", "delete"}, "work/*": {"delete"}},

@@ -11,7 +11,7 @@ import pytest
 
 from render_service.data import items as it
 from render_service.errors import ChunkFailed, ResourceLimitExceeded
-from render_service.models.jobs import Chunk, ChunkStatus, RenderJob
+from render_service.models.jobs import Chunk, ChunkStatus, RenderJob, RenderStatus
 from render_service.models.timeline import RenderRequest
 from render_service.workflow.steps import MAX_CHUNK_ATTEMPTS, Steps
 
@@ -159,12 +159,11 @@ def test_a_worker_claims_only_the_attempt_it_was_sent(aws: Any, steps: tuple[Ste
     assert (chunk.status, chunk.attempts) == (ChunkStatus.running, 2)
 
 
-@pytest.mark.parametrize(("seconds", "wait"), [(1, 1), (3.5, 4), (12, 5)])
-def test_the_first_poll_waits_about_as_long_as_the_longest_chunk(
-    aws: Any, steps: tuple[Steps, RecordingLambda], seconds: float, wait: int
+@pytest.mark.parametrize("seconds", [1, 12])
+def test_a_single_chunk_is_rendered_inline_with_no_worker_and_no_poll_wait(
+    aws: Any, steps: tuple[Steps, RecordingLambda], seconds: float
 ) -> None:
     step, recorder = steps
-    assert step.settings.poll_interval_seconds == 5
     request = RenderRequest.model_validate(
         {"timeline": {"scenes": [{"type": "title", "text": "hi", "duration": seconds}]}}
     )
@@ -173,6 +172,25 @@ def test_the_first_poll_waits_about_as_long_as_the_longest_chunk(
     step.accounting.acquire_slot(job)
 
     started = step.start_render(job.render_id)
+    output = step.finalize_render(job.render_id)
 
-    assert started.waitSeconds == wait
-    assert len(recorder.dispatched) == 1
+    assert (started.status, started.waitSeconds) == ("done", 0)
+    assert recorder.dispatched == []
+    assert output.key == f"renders/alice/{job.render_id}.mp4"
+    assert output.durationSeconds == pytest.approx(seconds, abs=0.05)
+    # The job itself is completed by CompleteRender, not here.
+    assert step.renders.require(job.render_id).status == RenderStatus.rendering
+
+
+def test_the_first_poll_waits_at_most_the_poll_interval(aws: Any, steps: tuple[Steps, RecordingLambda]) -> None:
+    step, recorder = steps
+    assert step.settings.poll_interval_seconds == 5
+    request = RenderRequest.model_validate({"timeline": {"scenes": [{"type": "title", "text": "hi", "duration": 40}]}})
+    job = RenderJob(render_id=str(uuid.uuid4()), user_id="alice", request=request)
+    step.accounting.admit(job)
+    step.accounting.acquire_slot(job)
+
+    started = step.start_render(job.render_id)
+
+    assert (started.status, started.waitSeconds) == ("rendering", 5)
+    assert len(recorder.dispatched) == 3

@@ -10,6 +10,7 @@ own items; every ending (CompleteRender, RecordFailure, Reconcile, the sweep) is
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
@@ -39,12 +40,14 @@ from render_service.workflow.watch import render_ended
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
 
 logger = Logger(child=True)
 
 MAX_CHUNK_ATTEMPTS = 3
 # Progress bands: preparing 0-5, chunks 5-90, joining 90-100.
 _RENDER_START, _RENDER_END = 5, 90
+_INLINE_PROGRESS_SECONDS = 2.0
 # Safe mode (after ffmpeg itself failed) renders one step down the quality ladder.
 _SAFER_QUALITY = {Quality.high: Quality.medium, Quality.medium: Quality.low, Quality.low: Quality.low}
 
@@ -58,6 +61,17 @@ def first_wait(plan: engine.RenderPlan, poll_interval: int) -> int:
     """
     longest = max((c.frames / c.fps for c in plan.chunks), default=0.0)
     return max(1, min(poll_interval, math.ceil(longest)))
+
+
+def next_wait(done: int, total: int, started: datetime | None, now: datetime, poll_interval: int) -> int:
+    """Seconds before the next poll: half the time the frames done so far say is left, between 1 s
+    and the usual interval. Polls thin out while chunks run and come every second near the end,
+    so a finished render waits about a second, not a whole interval (and PollRender runs less)."""
+    if done <= 0 or started is None:
+        return poll_interval
+    elapsed = max((now - started).total_seconds(), 0.0)
+    remaining = elapsed * (total - done) / done
+    return max(1, min(poll_interval, math.ceil(remaining / 2)))
 
 
 class Steps:
@@ -96,45 +110,18 @@ class Steps:
         if isinstance(job.request, RemotionRequest):
             return ProgressResult.model_validate(self.ends.remotion.start(job))
         s3 = clients.s3()
-        plan = engine.plan_render(
+        with engine.prepare_render(
             render_id,
             _attempt_request(job, job.request),
             s3=s3,
             bucket=self.settings.bucket_name,
             settings=self.settings,
             smart_copy=not job.safe_mode,
-        )
-        plan = plan.model_copy(
-            update={"chunks": [c.model_copy(update={"render_attempt": job.attempts}) for c in plan.chunks]}
-        )
-        s3.put_object(
-            Bucket=self.settings.bucket_name,
-            Key=storage.plan_key(render_id, job.attempts),
-            Body=plan.model_dump_json().encode(),
-            ContentType="application/json",
-        )
-        if plan.remux:
-            # Nothing to render: each scene is a staged source as it is, and FinalizeRender
-            # remuxes them. The chunks are recorded done (their key is the source) and the
-            # workflow goes straight on: no worker, no poll wait.
-            self.renders.put_chunks(
-                [
-                    Chunk(
-                        render_id=render_id,
-                        render_attempt=job.attempts,
-                        index=spec.index,
-                        frames=spec.frames,
-                        spec=spec.model_dump_json(),
-                        status=ChunkStatus.done,
-                        frames_done=spec.frames,
-                        key=spec.sources[0].key,
-                    )
-                    for spec in plan.chunks
-                ]
-            )
-            self.renders.record_progress(render_id, _RENDER_END, Phase.finalizing)
-            logger.info("render planned as a remux", extra={"render_id": render_id, "scenes": len(plan.chunks)})
-            return ProgressResult(status="done", progress=_RENDER_END, waitSeconds=0)
+        ) as prepared:
+            if prepared.plan.inline:
+                return self._render_inline(job, prepared, s3)
+            plan = _for_attempt(prepared.stage(s3, self.settings.bucket_name), job.attempts)
+        self._put_plan(plan)
         self.renders.put_chunks(
             [
                 Chunk(
@@ -157,6 +144,76 @@ class Steps:
         )
         wait = first_wait(plan, self.settings.poll_interval_seconds)
         return ProgressResult(status="rendering", progress=_RENDER_START, waitSeconds=wait)
+
+    def _put_plan(self, plan: engine.RenderPlan, output: OutputObject | None = None) -> None:
+        attempt = plan.chunks[0].render_attempt
+        s3 = clients.s3()
+        s3.put_object(
+            Bucket=self.settings.bucket_name,
+            Key=storage.plan_key(plan.render_id, attempt),
+            Body=plan.model_dump_json().encode(),
+            ContentType="application/json",
+        )
+        if output is not None:
+            s3.put_object(
+                Bucket=self.settings.bucket_name,
+                Key=storage.inline_output_key(plan.render_id, attempt),
+                Body=output.model_dump_json().encode(),
+                ContentType="application/json",
+            )
+
+    def _render_inline(self, job: RenderJob, prepared: engine.Prepared, s3: S3Client) -> ProgressResult:
+        """A remux or a single chunk, rendered here from the sources planning just fetched: no chunk
+        worker, no S3 round trip but the output's, and no poll wait. FinalizeRender then finds the
+        output made (`storage.inline_output_key`)."""
+        render_id = job.render_id
+        plan = _for_attempt(prepared.plan, job.attempts)
+        last = [time.monotonic()]
+
+        def on_progress(frames_done: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= _INLINE_PROGRESS_SECONDS:
+                last[0] = now
+                share = min(frames_done, plan.total_frames) / max(plan.total_frames, 1)
+                self.renders.record_progress(
+                    render_id, _RENDER_START + int((_RENDER_END - _RENDER_START) * share), Phase.rendering
+                )
+
+        info = engine.render_inline(
+            plan,
+            prepared.local,
+            storage.output_key(job.user_id, render_id),
+            s3=s3,
+            bucket=self.settings.bucket_name,
+            settings=self.settings,
+            on_progress=on_progress,
+            stills=stills.keys_for(job.user_id, render_id),
+            cancelled=render_ended(self.renders, render_id),
+        )
+        output = _output_object(storage.output_key(job.user_id, render_id), info)
+        self._put_plan(plan, output)
+        self.renders.put_chunks(
+            [
+                Chunk(
+                    render_id=render_id,
+                    render_attempt=job.attempts,
+                    index=spec.index,
+                    frames=spec.frames,
+                    spec=spec.model_dump_json(),
+                    status=ChunkStatus.done,
+                    frames_done=spec.frames,
+                    key=output.key,
+                )
+                for spec in plan.chunks
+            ]
+        )
+        self.renders.record_progress(render_id, _RENDER_END, Phase.finalizing)
+        logger.info(
+            "render made inline",
+            extra={"render_id": render_id, "remux": plan.remux, "audio_copied": plan.audio_copy is not None,
+                   "scenes": len(plan.chunks), "bytes": info.size_bytes},
+        )  # fmt: skip
+        return ProgressResult(status="done", progress=_RENDER_END, waitSeconds=0)
 
     def _dispatch(self, chunk: Chunk, attempt: int) -> None:
         # Conditional on the status this step saw: a worker that claimed it meanwhile keeps it.
@@ -225,7 +282,7 @@ class Steps:
         return ProgressResult(
             status="done" if finished else "rendering",
             progress=max(progress, job.progress),
-            waitSeconds=self.settings.poll_interval_seconds,
+            waitSeconds=next_wait(done_frames, total, job.attempt_started_at, now, self.settings.poll_interval_seconds),
         )
 
     # --- FinalizeRender: join and upload (media only; the job is completed next) -----
@@ -244,6 +301,11 @@ class Steps:
         s3 = clients.s3()
         plan_body = s3.get_object(Bucket=self.settings.bucket_name, Key=storage.plan_key(render_id, job.attempts))
         plan = engine.RenderPlan.model_validate_json(plan_body["Body"].read())
+        if plan.inline:  # StartRender made the output already
+            made = s3.get_object(
+                Bucket=self.settings.bucket_name, Key=storage.inline_output_key(render_id, job.attempts)
+            )
+            return _output_result(OutputObject.model_validate_json(made["Body"].read()))
         key = storage.output_key(job.user_id, render_id)
         info = engine.join_chunks(
             plan,
@@ -255,15 +317,7 @@ class Steps:
             stills=stills.keys_for(job.user_id, render_id),
             cancelled=render_ended(self.renders, render_id),
         )
-        output = OutputObject(
-            key=key,
-            size_bytes=info.size_bytes,
-            duration_seconds=info.duration_seconds,
-            width=info.width,
-            height=info.height,
-            poster_key=info.stills.poster if info.stills else None,
-            thumbnail_key=info.stills.thumbnail if info.stills else None,
-        )
+        output = _output_object(key, info)
         logger.info("render joined", extra={"render_id": render_id, "bytes": info.size_bytes})
         return _output_result(output)
 
@@ -288,6 +342,22 @@ def _attempt_request(job: RenderJob, request: RenderRequest) -> RenderRequest:
         return request
     output = request.output
     return request.model_copy(update={"output": output.model_copy(update={"quality": _SAFER_QUALITY[output.quality]})})
+
+
+def _for_attempt(plan: engine.RenderPlan, attempt: int) -> engine.RenderPlan:
+    return plan.model_copy(update={"chunks": [c.model_copy(update={"render_attempt": attempt}) for c in plan.chunks]})
+
+
+def _output_object(key: str, info: engine.JoinedOutput) -> OutputObject:
+    return OutputObject(
+        key=key,
+        size_bytes=info.size_bytes,
+        duration_seconds=info.duration_seconds,
+        width=info.width,
+        height=info.height,
+        poster_key=info.stills.poster if info.stills else None,
+        thumbnail_key=info.stills.thumbnail if info.stills else None,
+    )
 
 
 def _output_result(output: OutputObject) -> OutputResult:

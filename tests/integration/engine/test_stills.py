@@ -120,3 +120,31 @@ def test_stills_that_cannot_be_made_do_not_fail_the_join(
     assert rendered.info.duration_seconds == pytest.approx(2.0, abs=0.04)
     listed = s3.list_objects_v2(Bucket=SERVICE_BUCKET, Prefix="renders/u/r-stills.")
     assert [o["Key"] for o in listed.get("Contents", [])] == ["renders/u/r-stills.mp4"]
+
+
+def test_a_single_chunk_rendered_inline_takes_its_stills_from_its_own_run(
+    s3: Any, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from render_service.engines.ffmpeg import prepare_render, render_inline, runner
+    from render_service.models.timeline import RenderRequest
+
+    runs: list[list[str]] = []
+    real = runner._run
+
+    def counted(argv: Any, **kwargs: Any) -> Any:
+        runs.append(list(argv))
+        return real(argv, **kwargs)
+
+    monkeypatch.setattr(runner, "_run", counted)
+    monkeypatch.setattr(stills, "_run", lambda *a, **k: pytest.fail("the output was decoded again for its stills"))
+    title = {"type": "title", "text": "Hello there", "duration": 2, "animation": "fade-in"}
+    request = RenderRequest.model_validate({"timeline": {"scenes": [title]}, "output": {"resolution": "720p"}})
+    with prepare_render("r-inline", request, s3=s3, bucket=SERVICE_BUCKET, settings=settings) as prepared:
+        out = render_inline(prepared.plan, prepared.local, "renders/u/r-inline.mp4", s3=s3, bucket=SERVICE_BUCKET,
+                            settings=settings, on_progress=lambda _: None, stills=KEYS)  # fmt: skip
+
+    assert out.stills == KEYS
+    assert sum("libx264" in argv for argv in runs) == 1  # one render, no join
+    poster, thumbnail = look(download(s3, KEYS.poster, tmp_path)), look(download(s3, KEYS.thumbnail, tmp_path))
+    assert (poster.width, poster.height, thumbnail.width, thumbnail.height) == (1280, 720, 320, 180)
+    assert poster.spread > 5  # the title's text, faded in (a black frame: 0)

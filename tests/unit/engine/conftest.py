@@ -25,11 +25,13 @@ def fake_clip(
     audio: bool = True,
     open_gop: bool = False,
     key: str = "clip.mp4",
+    config: str | None = "ours",
 ) -> SourceInfo:
     """A probed clip: constant frame rate, a keyframe every `keyint` frames, time base 1/(fps*512).
 
     With `open_gop`, every keyframe after the first is followed (in decode order) by a
-    frame shown before it, as open-GOP encoders do.
+    frame shown before it, as open-GOP encoders do. `config` is its video configuration
+    (`VideoPackets.video_config`); the tests' planner takes "ours" for our encoder's.
     """
     tick = 512
     count = round(seconds * fps)
@@ -48,7 +50,8 @@ def fake_clip(
         audio=AudioStream(codec="aac", sample_rate=48000, channels="stereo") if audio else None,
     )
     ref = SourceRef(bucket="media", key=key, etag='"abc"', size_bytes=1000, ext=".mp4", demuxer="mov", has_audio=audio)
-    return SourceInfo(ref=ref, probe=probe, packets=VideoPackets(time_base=Fraction(1, fps * tick), packets=packets))
+    listing = VideoPackets(time_base=Fraction(1, fps * tick), packets=packets, video_config=config)
+    return SourceInfo(ref=ref, probe=probe, packets=listing)
 
 
 def fake_image(key: str = "still.png") -> SourceInfo:

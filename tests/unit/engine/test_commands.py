@@ -9,9 +9,15 @@ import pytest
 
 from render_service.engines.ffmpeg import planned_commands
 from render_service.engines.ffmpeg.commands import LADDER, concat_list, encoding_for, filter_value
+from render_service.engines.ffmpeg.models import RenderPlan
 from render_service.engines.ffmpeg.plan import build_plan
 from render_service.models.timeline import Quality
 from render_service.settings import Settings
+
+
+def plan_of(*args: Any, **kwargs: Any) -> RenderPlan:
+    """The planner, our encoder's video configuration being the fake clips' (see fake_clip)."""
+    return build_plan(*args, encoder_config=lambda: "ours", **kwargs)
 
 
 @pytest.fixture
@@ -54,7 +60,7 @@ def test_every_input_is_a_local_file_behind_the_whitelists(
             {"type": "clip", "src": "s3://m/hd.mp4"},
         ]
     )
-    plan = build_plan("r1", req, sources, chunk_seconds=1)
+    plan = plan_of("r1", req, sources, chunk_seconds=1)
     argvs = planned_commands(plan, settings)
 
     assert {c.mode for c in plan.chunks} == {"copy", "encode"}
@@ -73,7 +79,7 @@ def test_every_input_is_a_local_file_behind_the_whitelists(
 
 def test_every_encoded_chunk_uses_identical_encoder_settings(request_of: Any, clip: Any, settings: Settings) -> None:
     sources = {"s3://m/a.mp4": clip(seconds=10, size=(320, 180))}
-    plan = build_plan(
+    plan = plan_of(
         "r1", request_of([{"type": "clip", "src": "s3://m/a.mp4"}], quality="high"), sources, chunk_seconds=2
     )
     tails = {
@@ -89,7 +95,7 @@ def test_every_encoded_chunk_uses_identical_encoder_settings(request_of: Any, cl
 
 def test_title_text_never_reaches_the_command_line(request_of: Any, settings: Settings) -> None:
     text = "x';drawbox=c=red[out];%{pts}"
-    plan = build_plan("r1", request_of([{"type": "title", "text": text, "duration": 1}]), {})
+    plan = plan_of("r1", request_of([{"type": "title", "text": text, "duration": 1}]), {})
     argv = planned_commands(plan, settings)[0]
     graph = argv[argv.index("-filter_complex") + 1]
 
@@ -101,7 +107,7 @@ def test_title_text_never_reaches_the_command_line(request_of: Any, settings: Se
 def test_copy_chunks_copy_video_and_decode_only_audio(request_of: Any, clip: Any, settings: Settings) -> None:
     # Trimmed on a keyframe: a copy chunk (a whole source would be a remux, below).
     scene = {"type": "clip", "src": "s3://m/hd.mp4", "muted": True, "trimStart": 1.0}
-    plan = build_plan("r1", request_of([scene]), {"s3://m/hd.mp4": clip()})
+    plan = plan_of("r1", request_of([scene]), {"s3://m/hd.mp4": clip()})
     (argv, _join) = planned_commands(plan, settings)
 
     assert not plan.remux
@@ -122,7 +128,7 @@ def test_whole_matching_sources_are_one_remux_with_no_chunk_command(
         {"type": "clip", "src": "s3://m/a.mp4", "muted": True},
         {"type": "clip", "src": "s3://m/a.mp4", "volume": 0.5},
     ]
-    plan = build_plan("r1", request_of(scenes), sources)
+    plan = plan_of("r1", request_of(scenes), sources)
     (argv,) = planned_commands(plan, settings)
     graph = argv[argv.index("-filter_complex") + 1]
 
@@ -150,7 +156,7 @@ def test_whole_matching_sources_are_one_remux_with_no_chunk_command(
 def test_a_copy_of_part_of_a_source_is_not_a_remux(
     request_of: Any, clip: Any, settings: Settings, scene: dict[str, Any]
 ) -> None:
-    plan = build_plan("r1", request_of([{"type": "clip", "src": "s3://m/hd.mp4", **scene}]), {"s3://m/hd.mp4": clip()})
+    plan = plan_of("r1", request_of([{"type": "clip", "src": "s3://m/hd.mp4", **scene}]), {"s3://m/hd.mp4": clip()})
 
     assert [c.mode for c in plan.chunks] == ["copy"]
     assert not plan.remux
@@ -159,7 +165,7 @@ def test_a_copy_of_part_of_a_source_is_not_a_remux(
 
 def test_a_timeline_with_any_encoded_scene_is_not_a_remux(request_of: Any, clip: Any, settings: Settings) -> None:
     scenes = [{"type": "clip", "src": "s3://m/hd.mp4"}, {"type": "title", "text": "end", "duration": 1}]
-    plan = build_plan("r1", request_of(scenes), {"s3://m/hd.mp4": clip()})
+    plan = plan_of("r1", request_of(scenes), {"s3://m/hd.mp4": clip()})
 
     assert [c.mode for c in plan.chunks] == ["copy", "encode"]
     assert not plan.remux
@@ -176,7 +182,7 @@ def test_an_image_used_twice_in_a_chunk_is_decoded_once_and_shrunk_first(
             {"type": "image", "src": "s3://m/i.png", "duration": 1, "fit": "contain"},
         ]
     )
-    (argv, _join) = planned_commands(build_plan("r1", req, sources, chunk_seconds=15), settings)
+    (argv, _join) = planned_commands(plan_of("r1", req, sources, chunk_seconds=15), settings)
 
     assert len(_inputs(argv)) == 1
     graph = argv[argv.index("-filter_complex") + 1]
@@ -190,7 +196,7 @@ def test_every_decoded_input_has_a_pixel_bound(request_of: Any, clip: Any, image
     bounded = settings.model_copy(update={"max_image_pixels": 1234, "max_video_pixels": 5678})
     sources = {"s3://m/a.mp4": clip(size=(320, 180)), "s3://m/i.png": image()}
     req = request_of([{"type": "clip", "src": "s3://m/a.mp4"}, {"type": "image", "src": "s3://m/i.png"}])
-    (argv, _join) = planned_commands(build_plan("r1", req, sources, chunk_seconds=15), bounded)
+    (argv, _join) = planned_commands(plan_of("r1", req, sources, chunk_seconds=15), bounded)
 
     bounds = [argv[i - 7] for i in _inputs(argv)]  # -max_pixels N, then safe_input's six arguments
     assert [argv[i - 8] for i in _inputs(argv)] == ["-max_pixels", "-max_pixels"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -9,6 +11,12 @@ import pytest
 from render_service import errors
 from render_service.engines.ffmpeg.models import RenderPlan
 from render_service.engines.ffmpeg.plan import build_plan, sample_at
+from render_service.engines.ffmpeg.probe import AudioPackets, AudioStream
+
+
+def plan_of(*args: Any, **kwargs: Any) -> RenderPlan:
+    """The planner, our encoder's video configuration being the fake clips' (see fake_clip)."""
+    return build_plan(*args, encoder_config=lambda: "ours", **kwargs)
 
 
 def _scenes_with_transitions() -> list[dict[str, Any]]:
@@ -53,7 +61,7 @@ def _check_invariants(plan: RenderPlan) -> None:
 
 
 def test_layout_subtracts_transition_overlaps(request_of: Any, sources: dict[str, Any]) -> None:
-    plan = build_plan("r1", request_of(_scenes_with_transitions()), sources)
+    plan = plan_of("r1", request_of(_scenes_with_transitions()), sources)
 
     # 3 s + 2 s - 0.5 s + 2 s + 1.5 s - 1 s + 1.3 s
     assert plan.total_frames == 90 + 60 - 15 + 60 + 45 - 30 + 39
@@ -66,7 +74,7 @@ def test_layout_subtracts_transition_overlaps(request_of: Any, sources: dict[str
 def test_any_chunk_size_keeps_frames_samples_and_crossfades_whole(
     request_of: Any, sources: dict[str, Any], chunk_seconds: float
 ) -> None:
-    plan = build_plan("r1", request_of(_scenes_with_transitions()), sources, chunk_seconds=chunk_seconds)
+    plan = plan_of("r1", request_of(_scenes_with_transitions()), sources, chunk_seconds=chunk_seconds)
 
     _check_invariants(plan)
     # Where a crossfade starts, its chunk also holds the previous scene's tail.
@@ -78,7 +86,7 @@ def test_any_chunk_size_keeps_frames_samples_and_crossfades_whole(
 
 
 def test_fps_that_does_not_divide_48000_has_no_audio_drift(request_of: Any, sources: dict[str, Any]) -> None:
-    plan = build_plan("r1", request_of(_scenes_with_transitions(), fps=29), sources, chunk_seconds=0.7)
+    plan = plan_of("r1", request_of(_scenes_with_transitions(), fps=29), sources, chunk_seconds=0.7)
 
     _check_invariants(plan)
     assert plan.total_samples == round(plan.total_frames * 48000 / 29)
@@ -87,7 +95,7 @@ def test_fps_that_does_not_divide_48000_has_no_audio_drift(request_of: Any, sour
 def test_chunks_prefer_scene_boundaries(request_of: Any, clip: Any) -> None:
     sources = {f"s3://media/{n}.mp4": clip(seconds=10.0, size=(320, 180)) for n in range(4)}
     scenes = [{"type": "clip", "src": src} for src in sources]
-    plan = build_plan("r1", request_of(scenes), sources, chunk_seconds=15)
+    plan = plan_of("r1", request_of(scenes), sources, chunk_seconds=15)
 
     assert {c.start_frame for c in plan.chunks} <= {0, 300, 600, 900}
     assert len(plan.chunks) >= 2
@@ -96,7 +104,7 @@ def test_chunks_prefer_scene_boundaries(request_of: Any, clip: Any) -> None:
 def test_a_long_scene_is_split_and_each_piece_seeks_into_the_source(request_of: Any, clip: Any) -> None:
     sources = {"s3://media/long.mp4": clip(seconds=70.0, size=(320, 180))}
     scenes = [{"type": "clip", "src": "s3://media/long.mp4", "trimStart": 4.0, "duration": 60.0}]
-    plan = build_plan("r1", request_of(scenes), sources, chunk_seconds=15)
+    plan = plan_of("r1", request_of(scenes), sources, chunk_seconds=15)
 
     assert [c.frames for c in plan.chunks] == [450, 450, 450, 450]
     pieces = [c.segments[0] for c in plan.chunks]
@@ -114,7 +122,7 @@ def test_matching_keyframe_aligned_clips_are_copied(request_of: Any, clip: Any) 
         {"type": "clip", "src": "s3://media/hd.mp4", "trimStart": 1.0, "duration": 2.0},
         {"type": "clip", "src": "s3://media/hd.mp4", "trimStart": 3.0},
     ]
-    plan = build_plan("r1", request_of(scenes), sources)
+    plan = plan_of("r1", request_of(scenes), sources)
 
     assert [c.mode for c in plan.chunks] == ["copy", "copy", "copy"]
     assert [c.frames for c in plan.chunks] == [120, 60, 30]
@@ -130,7 +138,6 @@ def test_matching_keyframe_aligned_clips_are_copied(request_of: Any, clip: Any) 
         ({"fps": 25}, {}),  # other frame rate
         ({"size": (1920, 1080)}, {}),  # other size
         ({"codec": "hevc"}, {}),
-        ({"profile": "Main"}, {}),  # our encoded chunks are High profile
         ({"pix_fmt": "yuv422p"}, {}),
         ({"open_gop": True}, {"trimStart": 1.0}),  # the cut would need the previous GOP
     ],
@@ -139,7 +146,7 @@ def test_clips_that_do_not_match_are_encoded(
     request_of: Any, clip: Any, source: dict[str, Any], scene: dict[str, Any]
 ) -> None:
     sources = {"s3://media/x.mp4": clip(seconds=4.0, **source)}
-    plan = build_plan("r1", request_of([{"type": "clip", "src": "s3://media/x.mp4", **scene}]), sources)
+    plan = plan_of("r1", request_of([{"type": "clip", "src": "s3://media/x.mp4", **scene}]), sources)
 
     assert [c.mode for c in plan.chunks] == ["encode"] * len(plan.chunks)
 
@@ -152,7 +159,7 @@ def test_a_transition_on_either_side_prevents_copy(request_of: Any, clip: Any) -
         {"type": "clip", "src": "s3://media/hd.mp4", "transition": fade},
         {"type": "clip", "src": "s3://media/hd.mp4"},
     ]
-    plan = build_plan("r1", request_of(scenes), sources, chunk_seconds=100)
+    plan = plan_of("r1", request_of(scenes), sources, chunk_seconds=100)
 
     assert [c.mode for c in plan.chunks] == ["encode", "copy"]
 
@@ -160,30 +167,30 @@ def test_a_transition_on_either_side_prevents_copy(request_of: Any, clip: Any) -
 def test_timeline_longer_than_ten_minutes_is_refused(request_of: Any) -> None:
     scenes = [{"type": "title", "text": str(n), "duration": 60} for n in range(11)]
     with pytest.raises(errors.RenderTooLong, match="660"):
-        build_plan("r1", request_of(scenes), {})
+        plan_of("r1", request_of(scenes), {})
 
 
 def test_exactly_ten_minutes_is_allowed(request_of: Any) -> None:
     scenes = [{"type": "title", "text": str(n), "duration": 60} for n in range(10)]
-    assert build_plan("r1", request_of(scenes), {}, chunk_seconds=60).duration_seconds == 600
+    assert plan_of("r1", request_of(scenes), {}, chunk_seconds=60).duration_seconds == 600
 
 
 def test_clip_subjects_are_limited_to_twenty_seconds(request_of: Any) -> None:
     req = request_of([{"type": "title", "text": "x", "duration": 25}], subject={"type": "clip", "id": "c1"})
     with pytest.raises(errors.RenderTooLong, match="20 s"):
-        build_plan("r1", req, {})
+        plan_of("r1", req, {})
 
 
 def test_trim_past_the_end_names_the_scene(request_of: Any, clip: Any) -> None:
     sources = {"s3://media/x.mp4": clip(seconds=2.0)}
     scenes = [{"type": "title", "text": "x"}, {"type": "clip", "src": "s3://media/x.mp4", "trimStart": 5}]
     with pytest.raises(errors.SourceInvalid, match=r"scenes\[1\]\.trimStart"):
-        build_plan("r1", request_of(scenes), sources)
+        plan_of("r1", request_of(scenes), sources)
 
 
 def test_duration_past_the_end_is_cut_at_the_end(request_of: Any, clip: Any) -> None:
     sources = {"s3://media/x.mp4": clip(seconds=2.0, size=(320, 180))}
-    plan = build_plan(
+    plan = plan_of(
         "r1", request_of([{"type": "clip", "src": "s3://media/x.mp4", "trimStart": 1, "duration": 9}]), sources
     )
 
@@ -197,11 +204,11 @@ def test_transition_longer_than_a_to_the_end_clip_is_refused(request_of: Any, cl
         {"type": "clip", "src": "s3://media/x.mp4", "trimStart": 1.5, "transition": {"type": "fade", "duration": 1}},
     ]
     with pytest.raises(errors.RenderFailure, match=r"scenes\[1\]\.transition"):
-        build_plan("r1", request_of(scenes), sources)
+        plan_of("r1", request_of(scenes), sources)
 
 
 def test_plan_survives_a_json_round_trip(request_of: Any, sources: dict[str, Any]) -> None:
-    plan = build_plan("r1", request_of(_scenes_with_transitions()), sources, chunk_seconds=1)
+    plan = plan_of("r1", request_of(_scenes_with_transitions()), sources, chunk_seconds=1)
 
     assert RenderPlan.model_validate_json(plan.model_dump_json()) == plan
     for chunk in plan.chunks:
@@ -212,8 +219,8 @@ def test_smart_copy_can_be_switched_off(request_of: Any, clip: Any) -> None:
     sources = {"s3://media/hd.mp4": clip(seconds=2.0)}
     scenes = [{"type": "clip", "src": "s3://media/hd.mp4"}]
 
-    assert build_plan("r1", request_of(scenes), sources).chunks[0].mode == "copy"
-    assert build_plan("r1", request_of(scenes), sources, smart_copy=False).chunks[0].mode == "encode"
+    assert plan_of("r1", request_of(scenes), sources).chunks[0].mode == "copy"
+    assert plan_of("r1", request_of(scenes), sources, smart_copy=False).chunks[0].mode == "encode"
 
 
 def test_packets_are_listed_only_around_each_cut_and_windows_that_meet_merge() -> None:
@@ -223,3 +230,67 @@ def test_packets_are_listed_only_around_each_cut_and_windows_that_meet_merge() -
     assert cut_windows([(5000.0, 1.0)]) == [(4998.0, 5003.0)]
     assert cut_windows([(0.0, 2.0), (3.0, 1.0), (100.0, 1.0)]) == [(0.0, 6.0), (98.0, 103.0)]
     assert cut_windows([(10.0, None)]) == [(8.0, 10.0 + MAX_OUTPUT_SECONDS + 2.0)]
+
+
+def test_whole_clips_sharing_one_configuration_remux_whatever_their_profile(request_of: Any, clip: Any) -> None:
+    sources = {
+        "s3://media/a.mp4": clip(seconds=2.0, profile="Constrained Baseline", config="baseline", key="a.mp4"),
+        "s3://media/b.mp4": clip(seconds=3.0, profile="Constrained Baseline", config="baseline", key="b.mp4"),
+    }
+    scenes = [{"type": "clip", "src": "s3://media/a.mp4"}, {"type": "clip", "src": "s3://media/b.mp4"}]
+
+    plan = plan_of("r1", request_of(scenes), sources)
+
+    assert plan.remux
+    assert plan.inline
+    assert [c.mode for c in plan.chunks] == ["copy", "copy"]
+
+
+def test_clips_with_different_configurations_are_never_joined_by_copy(request_of: Any, clip: Any) -> None:
+    # One decoder setup (the first picture's parameter sets) would decode both: a copy of either
+    # next to the other would play wrong, so only the one that is ours stays a copy.
+    sources = {
+        "s3://media/a.mp4": clip(seconds=2.0, config="ours", key="a.mp4"),
+        "s3://media/b.mp4": clip(seconds=2.0, config="a phone's", key="b.mp4"),
+    }
+    scenes = [{"type": "clip", "src": "s3://media/a.mp4"}, {"type": "clip", "src": "s3://media/b.mp4"}]
+
+    plan = plan_of("r1", request_of(scenes), sources, chunk_seconds=100)
+
+    assert not plan.remux
+    assert [c.mode for c in plan.chunks] == ["copy", "encode"]
+    # Next to a title, the phone's clip is encoded even when cut on its keyframes.
+    titled = [{"type": "title", "text": "Hi", "duration": 1}, {**scenes[1], "trimStart": 1.0}]
+    assert [c.mode for c in plan_of("r1", request_of(titled), sources, chunk_seconds=100).chunks] == ["encode"]
+    # Without knowing our encoder's configuration, nothing is copied next to encoded scenes.
+    assert [c.mode for c in build_plan("r1", request_of(scenes), sources).chunks] == ["encode"]
+
+
+def test_a_remux_copies_audio_only_when_every_clip_shares_one_aac_format(request_of: Any, clip: Any) -> None:
+    def track(first: int = -1024, seconds: float = 2.0) -> AudioPackets:
+        count = round(seconds * 48000 / 1024) + 2
+        return AudioPackets(Fraction(1, 48000), first, round(seconds * 48000), count, 1024, True)
+
+    def with_audio(info: Any, audio: AudioPackets | None, config: str = "aac-lc-48k") -> Any:
+        packets = replace(info.packets, audio=audio, audio_extradata=config)
+        stream = AudioStream(codec="aac", sample_rate=48000, channels="stereo", profile="LC")
+        return replace(info, packets=packets, probe=replace(info.probe, audio=stream))
+
+    a, b = clip(seconds=2.0, key="a.mp4"), clip(seconds=2.5, key="b.mp4")
+    scenes = [{"type": "clip", "src": "s3://media/a.mp4"}, {"type": "clip", "src": "s3://media/b.mp4"}]
+
+    def plan(second: Any, first: Any = None, muted: bool = False) -> Any:
+        req = request_of([scenes[0], {**scenes[1], "muted": muted}])
+        return plan_of("r1", req, {"s3://media/a.mp4": first or with_audio(a, track()), "s3://media/b.mp4": second})
+
+    same = plan(with_audio(b, track(seconds=2.5)))
+    other = plan(with_audio(b, track(seconds=2.5), "aac-44k"))
+    muted = plan(with_audio(b, track(seconds=2.5)), muted=True)
+
+    assert same.remux
+    assert same.audio_copy is not None
+    assert sum(p.count for p in same.audio_copy) * 1024 == pytest.approx(same.total_samples, abs=512)
+    assert other.remux
+    assert other.audio_copy is None
+    assert muted.remux
+    assert muted.audio_copy is None

@@ -1,9 +1,12 @@
 """The built-in ffmpeg engine: plan a timeline, render chunks in parallel, join them by stream copy.
 
-The workflow calls four functions, one per step:
+The workflow calls these, one per step:
 
-- `plan_render` (StartRender): fetch and probe each source once, refuse what is not
-  allowed, lay the timeline out in frames and cut it into `ChunkSpec`s.
+- `prepare_render` (StartRender): fetch and probe each source once, refuse what is not
+  allowed, lay the timeline out in frames and cut it into `ChunkSpec`s; `Prepared.stage`
+  puts the sources where chunk workers read them.
+- `render_inline` (StartRender, for a plan that needs no worker: a remux or a single chunk):
+  the output straight from the sources just fetched.
 - `render_chunk` (chunk worker): one ffmpeg run per chunk, progress in frames.
 - `join_chunks` (FinalizeRender): concat the chunks' video by stream copy, mix and
   encode the audio once, upload the MP4 and probe it, and make its poster and thumbnail
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 from render_service.engines.ffmpeg.chunk import chunk_key, render_chunk
 from render_service.engines.ffmpeg.commands import planned_commands
-from render_service.engines.ffmpeg.join import join_chunks
+from render_service.engines.ffmpeg.join import join_chunks, render_inline
 from render_service.engines.ffmpeg.models import (
     ChunkSpec,
     Encoding,
@@ -39,7 +42,7 @@ from render_service.engines.ffmpeg.models import (
     StillKeys,
 )
 from render_service.engines.ffmpeg.plan import DEFAULT_CHUNK_SECONDS
-from render_service.engines.ffmpeg.prepare import plan_render
+from render_service.engines.ffmpeg.prepare import Prepared, plan_render, prepare_render
 from render_service.engines.ffmpeg.probe import probe
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "Encoding",
     "JoinedOutput",
     "MediaInfo",
+    "Prepared",
     "RenderPlan",
     "Segment",
     "SoundtrackSpec",
@@ -57,6 +61,8 @@ __all__ = [
     "join_chunks",
     "plan_render",
     "planned_commands",
+    "prepare_render",
     "probe",
     "render_chunk",
+    "render_inline",
 ]

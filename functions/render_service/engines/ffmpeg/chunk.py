@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from render_service import errors, sources, storage
 from render_service.engines.ffmpeg import limits, titles
-from render_service.engines.ffmpeg.commands import ChunkPaths, PixelBounds, chunk_argv
+from render_service.engines.ffmpeg.commands import ChunkPaths, PixelBounds, StillFrames, chunk_argv
 from render_service.engines.ffmpeg.models import ChunkSpec
 from render_service.engines.ffmpeg.probe import ProbeError, scan_packets
 from render_service.engines.ffmpeg.runner import run_ffmpeg
@@ -59,37 +60,81 @@ def render_chunk(
     paths = ChunkPaths.for_chunk(settings.work_dir, spec, attempt=uuid.uuid4().hex[:8])
     paths.root.mkdir(parents=True)
     try:
-        used = sorted({seg.source for seg in spec.segments if seg.source is not None})
-        for n in used:
-            ref = spec.sources[n]
-            sources.fetch_s3(
-                s3,
-                ref.bucket,
-                ref.key,
-                paths.source(spec, n),
-                max_bytes=max(ref.size_bytes, 1),
-                where=f"chunk {spec.index} source {n}",
-                etag=ref.etag,
-            )
-        write_title_texts(spec, paths)
-        argv = chunk_argv(spec, paths, ffmpeg=settings.ffmpeg, fonts=settings.font, pixels=PixelBounds.of(settings))
-        timeout = timeout_seconds or chunk_timeout(spec)
-        run_ffmpeg(
-            argv,
-            timeout=timeout,
-            budget=limits.budget(settings, timeout=timeout),
-            on_progress=on_progress,
-            cancelled=cancelled,
-            what=f"chunk {spec.index}",
-        )
-        try:
-            produced = scan_packets(paths.output, settings=settings, demuxer="mov").frame_count
-        except ProbeError as exc:
-            raise errors.EncodeFailed(f"chunk {spec.index}: output unreadable ({exc})") from None
-        if produced != spec.frames:
-            raise errors.EncodeFailed(f"chunk {spec.index}: produced {produced} frames, expected {spec.frames}")
+        encode_chunk(spec, paths, s3=s3, settings=settings, on_progress=on_progress, cancelled=cancelled,
+                     timeout_seconds=timeout_seconds)  # fmt: skip
         key = chunk_key(spec)
         s3.upload_file(str(paths.output), bucket, key, ExtraArgs={"ContentType": "video/mp4"})
         return key
     finally:
         shutil.rmtree(paths.root, ignore_errors=True)
+
+
+def encode_chunk(
+    spec: ChunkSpec,
+    paths: ChunkPaths,
+    *,
+    s3: S3Client,
+    settings: Settings,
+    on_progress: Callable[[int], None],
+    local: Mapping[str, Path] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    timeout_seconds: float | None = None,
+    final_audio_bitrate: str | None = None,
+    stills: StillFrames | None = None,
+) -> Path:
+    """Render one chunk into `paths.output` and check its frame count. Its sources come from
+    `local` (files already on disk, by key) where there, else from S3. `final_audio_bitrate`
+    makes the chunk the finished output (see `chunk_argv`)."""
+    used = sorted({seg.source for seg in spec.segments if seg.source is not None})
+    for n in used:
+        ref = spec.sources[n]
+        target = paths.source(spec, n)
+        if local is not None and ref.key in local:
+            sources.link_or_copy(local[ref.key], target)
+            continue
+        sources.fetch_s3(
+            s3,
+            ref.bucket,
+            ref.key,
+            target,
+            max_bytes=max(ref.size_bytes, 1),
+            where=f"chunk {spec.index} source {n}",
+            etag=ref.etag,
+        )
+    write_title_texts(spec, paths)
+    argv = chunk_argv(
+        spec,
+        paths,
+        ffmpeg=settings.ffmpeg,
+        fonts=settings.font,
+        pixels=PixelBounds.of(settings),
+        final_audio_bitrate=final_audio_bitrate,
+        stills=stills,
+    )
+    timeout = timeout_seconds or chunk_timeout(spec)
+    counted = [0]
+
+    def progress(frames: int) -> None:
+        counted[0] = frames
+        on_progress(frames)
+
+    run_ffmpeg(
+        argv,
+        timeout=timeout,
+        budget=limits.budget(settings, timeout=timeout),
+        on_progress=progress,
+        cancelled=cancelled,
+        what=f"chunk {spec.index}",
+    )
+    if final_audio_bitrate is not None:
+        # The output is probed next anyway; ffmpeg's own count of the frames it wrote is exact.
+        if counted[0] != spec.frames:
+            raise errors.EncodeFailed(f"chunk {spec.index}: produced {counted[0]} frames, expected {spec.frames}")
+        return paths.output
+    try:
+        produced = scan_packets(paths.output, settings=settings, demuxer="mov").frame_count
+    except ProbeError as exc:
+        raise errors.EncodeFailed(f"chunk {spec.index}: output unreadable ({exc})") from None
+    if produced != spec.frames:
+        raise errors.EncodeFailed(f"chunk {spec.index}: produced {produced} frames, expected {spec.frames}")
+    return paths.output

@@ -136,11 +136,14 @@ def packet_scan_argv(
     start: float | None = None,
     duration: float | None = None,
     audio: bool = False,
+    parameter_sets: Path | None = None,
 ) -> list[str]:
     """framecrc of a stream copy lists packets' timestamps and flags without decoding.
 
     `-ss` (the keyframe at or before it, found in the index) and `-t` bound the window read;
-    `-copyts` keeps the file's own timestamps, whatever window is read.
+    `-copyts` keeps the file's own timestamps, whatever window is read. With `parameter_sets`,
+    the same run also writes the window's first video packet there in Annex B form, which puts
+    the stream's SPS and PPS in front of it (see h264.py).
     """
     window: list[str] = ["-copyts"]
     if start:
@@ -162,6 +165,25 @@ def packet_scan_argv(
         "-f",
         "framecrc",
         "pipe:1",
+        *(_annexb_head(parameter_sets) if parameter_sets is not None else []),
+    ]
+
+
+def _annexb_head(out: Path) -> list[str]:
+    return ["-map", "0:v:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-frames:v", "1", "-f", "h264", str(out)]
+
+
+def parameter_sets_argv(ffmpeg: str, path: Path, demuxer: str, out: Path) -> list[str]:
+    """The first video packet in Annex B form, which puts the stream's SPS and PPS in front of it."""
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        *safe_input(path, demuxer, ALL_FORMATS),
+        *_annexb_head(out),
     ]
 
 
@@ -215,7 +237,14 @@ class ChunkPaths:
         return self.root / "out.mp4"
 
 
+# Every encoded picture is tagged BT.709, limited range, whatever its source said: x264 writes the
+# tags into the stream's parameter sets, so untagged titles and tagged clips would otherwise get
+# different SPS, and copied clips are matched against these bytes (plan.py).
+COLOR_TAGS = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv"
+
+
 def fit_filter(fit: Fit, width: int, height: int) -> str:
+    # No colour matrix conversion here: it costs swscale its fast paths (about 1.5x the scaling time).
     if fit is Fit.cover:
         return f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height}"
     if fit is Fit.contain:
@@ -339,11 +368,21 @@ def _image_inputs(spec: ChunkSpec, first_input: int) -> tuple[dict[int, int], di
 
 
 def chunk_argv(
-    spec: ChunkSpec, paths: ChunkPaths, *, ffmpeg: str, fonts: FontPaths, pixels: PixelBounds | None = None
+    spec: ChunkSpec,
+    paths: ChunkPaths,
+    *,
+    ffmpeg: str,
+    fonts: FontPaths,
+    pixels: PixelBounds | None = None,
+    final_audio_bitrate: str | None = None,
+    stills: StillFrames | None = None,
 ) -> list[str]:
     """The single ffmpeg run that renders one chunk: H.264 video + 48 kHz PCM audio in MP4.
 
-    `fonts` names the font file of a family (see render_service.fonts)."""
+    `fonts` names the font file of a family (see render_service.fonts). With
+    `final_audio_bitrate`, the chunk is the whole output (a single chunk rendered inline):
+    its audio is AAC at once and the file is laid out for streaming, so no join follows; with
+    `stills`, the same run writes the poster and thumbnail candidates (see stills.py)."""
     bounds = pixels or PixelBounds()
     if spec.mode == "copy":
         return _copy_chunk_argv(spec, paths, ffmpeg, bounds)
@@ -377,12 +416,51 @@ def chunk_argv(
         )
         graph += [video, audio]
     graph += _join_segments(spec)
-    argv += ["-filter_complex", ";".join(graph), "-map", "[vout]", "-map", "[aout]"]
+    video_out = "[vout]"
+    if stills is not None:
+        video_out = "[venc]"
+        graph += stills.chains("[vout]", video_out)
+    argv += ["-filter_complex", ";".join(graph), "-map", video_out, "-map", "[aout]"]
     argv += ["-frames:v", str(spec.frames)]
     argv += _video_encoder(spec.encoding)
-    argv += _chunk_audio()
+    if final_audio_bitrate is None:
+        argv += _chunk_audio()
+    else:
+        argv += ["-c:a", "aac", "-b:a", final_audio_bitrate, "-ar", str(SAMPLE_RATE), "-ac", "2"]
+        argv += ["-movflags", "+faststart"]
     argv += ["-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", str(paths.output)]
-    return argv
+    return argv + (stills.outputs() if stills is not None else [])
+
+
+@dataclass(frozen=True)
+class StillFrames:
+    """Poster and thumbnail candidates taken from the frames a run renders anyway: each frame's
+    64x36 grey measure (raw, one after another), its poster and its thumbnail (JPEGs numbered from 1)."""
+
+    frames: tuple[int, ...]
+    thumb: tuple[int, int]
+    out_dir: Path
+    measure: tuple[int, int] = (64, 36)
+
+    def chains(self, video: str, passed_on: str) -> list[str]:
+        picked = "+".join(f"eq(n,{n})" for n in self.frames)
+        w, h = self.measure
+        return [
+            f"{video}split=2{passed_on}[stills]",
+            # Renumbered: the candidates' own timestamps need not be strictly increasing (a frame
+            # a segment's guard cloned shares its neighbour's), and each output wants them so.
+            f"[stills]select='{picked}',setpts=N,split=3[still_m][still_p][still_t]",
+            f"[still_m]scale={w}:{h},format=gray[still_measure]",
+            f"[still_t]scale={self.thumb[0]}:{self.thumb[1]}:flags=lanczos[still_thumb]",
+        ]
+
+    def outputs(self) -> list[str]:
+        each = ["-fps_mode", "passthrough", "-map_metadata", "-1"]
+        return [
+            *["-map", "[still_measure]", *each, "-f", "rawvideo", str(self.out_dir / "measure.gray")],
+            *["-map", "[still_p]", *each, "-q:v", "2", "-f", "image2", str(self.out_dir / "poster-%d.jpg")],
+            *["-map", "[still_thumb]", *each, "-q:v", "4", "-f", "image2", str(self.out_dir / "thumbnail-%d.jpg")],
+        ]
 
 
 def _join_segments(spec: ChunkSpec) -> list[str]:
@@ -407,7 +485,9 @@ def _join_segments(spec: ChunkSpec) -> list[str]:
             acc_frames += seg.frames
         acc_v, acc_a = out_v, out_a
     # Guards: whatever rounding happened inside, the chunk has exactly its frames and samples.
-    chains.append(f"{acc_v}tpad=stop_mode=clone:stop=-1,trim=end_frame={spec.frames},setpts=PTS-STARTPTS[vout]")
+    chains.append(
+        f"{acc_v}tpad=stop_mode=clone:stop=-1,trim=end_frame={spec.frames},setpts=PTS-STARTPTS,{COLOR_TAGS}[vout]"
+    )
     chains.append(f"{acc_a}apad,atrim=end_sample={spec.samples},asetpts=N/SR/TB[aout]")
     return chains
 
@@ -431,6 +511,14 @@ def _video_encoder(enc: Encoding) -> list[str]:
         "-flags",
         "+cgop",
     ]
+
+
+def encoder_config_argv(ffmpeg: str, width: int, height: int, fps: int, encoding: Encoding, out: Path) -> list[str]:
+    """One black frame through the chunks' encoder settings: the parameter sets every chunk gets."""
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    argv += ["-f", "lavfi", "-i", f"color=c=black:s={width}x{height}:r={fps}"]
+    argv += ["-vf", f"setsar=1,format=yuv420p,{COLOR_TAGS}", "-frames:v", "1", *_video_encoder(encoding)]
+    return [*argv, "-an", "-f", "mp4", str(out)]
 
 
 def _chunk_audio() -> list[str]:
@@ -491,6 +579,14 @@ class JoinPaths:
         ref = spec.sources[seg.source]
         return self.root / f"source-{hashlib.sha256(ref.key.encode()).hexdigest()[:16]}{ref.ext}"
 
+    def adts(self, source: Path) -> Path:
+        """A remux source's audio packets, as ADTS (audio_copy.py)."""
+        return source.with_suffix(".aac")
+
+    @property
+    def spliced_audio(self) -> Path:
+        return self.root / "audio.aac"
+
 
 MAX_SOUNDTRACK_LOOPS = 10_000
 
@@ -544,23 +640,45 @@ def remux_concat_list(plan: RenderPlan, paths: JoinPaths) -> str:
     lines = ["ffconcat version 1.0"]
     for spec in plan.chunks:
         lines.append("file '" + str(paths.source(spec)).replace("'", "'\\''") + "'")
+        # inpoint 0: each file starts where its picture does, not at its audio's priming.
+        lines.append("inpoint 0")
         lines.append(f"duration {spec.frames / spec.fps:.6f}")
     return "\n".join(lines) + "\n"
 
 
-def remux_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
-    """A remux plan in one ffmpeg: the sources' H.264 packets concatenated by stream copy; each
-    clip's audio cut or padded to exactly its samples (as its copy chunk would), AAC once.
+def adts_argv(ffmpeg: str, sources: Sequence[tuple[Path, str]], paths: JoinPaths) -> list[str]:
+    """Every remux source's first audio stream as ADTS, its packets copied, in one ffmpeg."""
+    argv = _base(ffmpeg, progress=False)
+    for path, demuxer in sources:
+        argv += safe_input(path, demuxer, VIDEO_FORMATS)
+    for n, (path, _) in enumerate(sources):
+        argv += ["-map", f"{n}:a:0", "-c:a", "copy", "-map_metadata", "-1", "-f", "adts", str(paths.adts(path))]
+    return argv
 
-    Audio is decoded, not copied: concatenated AAC packets carry each file's encoder priming
-    and last-frame padding, which put every later clip's sound up to a frame (21 ms) later per
-    boundary, accumulating; cutting decoded samples to the frame grid keeps every boundary exact.
+
+def remux_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
+    """A remux plan in one ffmpeg: the sources' H.264 packets concatenated by stream copy, and
+    the audio either copied (`plan.audio_copy`: the spliced ADTS track, see audio_copy.py) or
+    each clip's decoded samples cut or padded to exactly its length, AAC once.
+
+    Concatenating the files' AAC as they are would carry each file's encoder priming and
+    last-frame padding into the middle of the track and put every later clip's sound up to a
+    frame (21 ms) later per boundary, accumulating; both ways here keep every boundary in place.
     """
     assert plan.remux
-    argv = _base(ffmpeg, progress=True)
+    # -copyts: the sources' own timestamps, where each picture starts at zero. Otherwise ffmpeg
+    # starts the concat input at its earliest packet, the first clip's audio priming (21 ms before
+    # zero for AAC), and every picture would play that much later than its sound.
+    argv = [*_base(ffmpeg, progress=True), "-copyts"]
     # -safe 0: the list holds absolute paths, and we wrote every line of it.
     argv += ["-protocol_whitelist", "file,pipe", "-format_whitelist", "concat,mov"]
     argv += ["-f", "concat", "-safe", "0", "-i", str(paths.concat_list)]
+    if plan.audio_copy is not None:
+        argv += ["-protocol_whitelist", "file,pipe", "-format_whitelist", "aac", "-f", "aac"]
+        argv += ["-i", str(paths.spliced_audio)]
+        argv += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(plan.total_frames), "-map", "1:a:0", "-c:a", "copy"]
+        return [*argv, "-movflags", "+faststart", "-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4",
+                str(paths.output)]  # fmt: skip
     graph: list[str] = []
     inputs = 1
     for k, spec in enumerate(plan.chunks):
@@ -602,9 +720,15 @@ def remux_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
 
 
 def planned_commands(plan: RenderPlan, settings: Settings) -> list[list[str]]:
-    """Every ffmpeg argv the plan implies, in order: one per chunk, then the join (a remux plan: one)."""
+    """Every ffmpeg argv the plan implies, in order: one per chunk, then the join (a remux plan: the
+    remux, after the audio's extraction when it is copied)."""
     if plan.remux:
-        return [remux_argv(plan, JoinPaths.for_plan(settings.work_dir, plan), ffmpeg=settings.ffmpeg)]
+        paths = JoinPaths.for_plan(settings.work_dir, plan)
+        remux = remux_argv(plan, paths, ffmpeg=settings.ffmpeg)
+        if plan.audio_copy is None:
+            return [remux]
+        files = {paths.source(spec): spec.sources[0].demuxer for spec in plan.chunks}
+        return [adts_argv(settings.ffmpeg, list(files.items()), paths), remux]
     argvs = [
         chunk_argv(
             spec,

@@ -1,26 +1,50 @@
-"""FinalizeRender's half of the engine: join the chunks, encode the audio once, upload, probe."""
+"""The output's half of the engine: join the chunks (FinalizeRender) or render a plan inline
+(StartRender: a remux, a single chunk), encode the audio once or copy it, upload, probe."""
 
 from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aws_lambda_powertools import Logger
+
 from render_service import errors, sources
-from render_service.engines.ffmpeg import limits
-from render_service.engines.ffmpeg.commands import JoinPaths, concat_list, join_argv, remux_argv, remux_concat_list
+from render_service.engines.ffmpeg import audio_copy, limits
+from render_service.engines.ffmpeg.chunk import encode_chunk
+from render_service.engines.ffmpeg.commands import (
+    ChunkPaths,
+    JoinPaths,
+    StillFrames,
+    adts_argv,
+    concat_list,
+    join_argv,
+    remux_argv,
+    remux_concat_list,
+)
 from render_service.engines.ffmpeg.models import JoinedOutput, RenderPlan, StillKeys
 from render_service.engines.ffmpeg.probe import probe
 from render_service.engines.ffmpeg.runner import run_ffmpeg
-from render_service.engines.ffmpeg.stills import STILLS_TIMEOUT_SECONDS, make_and_upload
+from render_service.engines.ffmpeg.stills import (
+    STILLS_TIMEOUT_SECONDS,
+    from_rendered,
+    make_and_upload,
+    thumbnail_size,
+)
+from render_service.engines.ffmpeg.stills import frames_for as still_frames
+from render_service.engines.ffmpeg.stills import upload as upload_stills
 from render_service.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+logger = Logger(child=True)
+
 MAX_CHUNK_BYTES = 4 << 30
 JOIN_TIMEOUT_SECONDS = 600.0
+ADTS_TIMEOUT_SECONDS = 120.0
 
 
 def join_chunks(
@@ -50,12 +74,98 @@ def join_chunks(
     paths.root.mkdir(parents=True)
     try:
         if plan.remux:
-            _fetch_remux_sources(plan, paths, s3)
+            _remux_sources(plan, paths, s3, {})
         else:
             for index, key in enumerate(chunk_keys):
                 sources.fetch_s3(s3, bucket, key, paths.chunk(index), max_bytes=MAX_CHUNK_BYTES, where=f"chunk {index}")
-        if plan.soundtrack is not None:
-            ref = plan.soundtrack.source
+        return _finish(plan, paths, dest_key, s3=s3, bucket=bucket, settings=settings, local={},
+                       timeout_seconds=timeout_seconds, stills=stills, cancelled=cancelled)  # fmt: skip
+    finally:
+        shutil.rmtree(paths.root, ignore_errors=True)
+
+
+def render_inline(
+    plan: RenderPlan,
+    local: Mapping[str, Path],
+    dest_key: str,
+    *,
+    s3: S3Client,
+    bucket: str,
+    settings: Settings,
+    on_progress: Callable[[int], None],
+    stills: StillKeys | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> JoinedOutput:
+    """A plan that needs no chunk worker (`RenderPlan.inline`), made from the sources planning
+    fetched (`local`, by key; any not kept are fetched again): a remux, or the single chunk
+    rendered here and joined at once. Nothing makes a round trip through S3 but the output."""
+    if not plan.inline:
+        raise errors.EncodeFailed(f"a plan of {len(plan.chunks)} chunks is not rendered inline")
+    paths = JoinPaths.for_plan(settings.work_dir, plan, attempt=uuid.uuid4().hex[:8])
+    paths.root.mkdir(parents=True)
+    try:
+        if plan.remux:
+            _remux_sources(plan, paths, s3, local)
+            on_progress(plan.total_frames)
+        else:
+            (spec,) = plan.chunks
+            # Without a soundtrack to mix, the chunk is the output: one ffmpeg, AAC at once, no join.
+            single = spec.mode == "encode" and plan.soundtrack is None
+            chunk_paths = ChunkPaths(paths.root / "chunk")
+            chunk_paths.root.mkdir()
+            # The stills' candidates come from the same run: no decode of the output afterwards.
+            # Only without decoded clips: ffmpeg rebuilds the whole filter graph when a clip's frames
+            # change their properties mid-stream, which would pick the candidates again.
+            frames = None
+            if single and stills is not None and all(seg.kind != "clip" for seg in spec.segments):
+                (paths.root / "stills").mkdir()
+                frames = StillFrames(
+                    frames=still_frames(plan.duration_seconds, plan.fps, plan.total_frames),
+                    thumb=thumbnail_size(plan.width, plan.height),
+                    out_dir=paths.root / "stills",
+                )
+            encode_chunk(
+                spec,
+                chunk_paths,
+                s3=s3,
+                settings=settings,
+                on_progress=on_progress,
+                local=local,
+                cancelled=cancelled,
+                final_audio_bitrate=plan.encoding.audio_bitrate if single else None,
+                stills=frames,
+            )
+            chunk_paths.output.rename(paths.output if single else paths.chunk(0))
+            shutil.rmtree(chunk_paths.root, ignore_errors=True)
+            if single:
+                return _publish(
+                    plan, paths, dest_key, s3=s3, bucket=bucket, settings=settings, stills=stills, rendered=frames
+                )
+        return _finish(plan, paths, dest_key, s3=s3, bucket=bucket, settings=settings, local=local,
+                       timeout_seconds=JOIN_TIMEOUT_SECONDS, stills=stills, cancelled=cancelled)  # fmt: skip
+    finally:
+        shutil.rmtree(paths.root, ignore_errors=True)
+
+
+def _finish(
+    plan: RenderPlan,
+    paths: JoinPaths,
+    dest_key: str,
+    *,
+    s3: S3Client,
+    bucket: str,
+    settings: Settings,
+    local: Mapping[str, Path],
+    timeout_seconds: float,
+    stills: StillKeys | None,
+    cancelled: Callable[[], bool] | None,
+) -> JoinedOutput:
+    """The chunks (or a remux's sources) in `paths` into the output: join, check, upload, stills."""
+    if plan.soundtrack is not None:
+        ref = plan.soundtrack.source
+        if ref.key in local:
+            sources.link_or_copy(local[ref.key], paths.soundtrack(plan))
+        else:
             sources.fetch_s3(
                 s3,
                 ref.bucket,
@@ -65,47 +175,93 @@ def join_chunks(
                 where="timeline.soundtrack.src",
                 etag=ref.etag,
             )
-        if plan.remux:
-            paths.concat_list.write_text(remux_concat_list(plan, paths))
-            argv = remux_argv(plan, paths, ffmpeg=settings.ffmpeg)
-        else:
-            paths.concat_list.write_text(concat_list([paths.chunk(i) for i in range(len(chunk_keys))]))
-            argv = join_argv(plan, paths, ffmpeg=settings.ffmpeg)
-        run_ffmpeg(
-            argv,
-            timeout=timeout_seconds,
-            budget=limits.budget(settings, timeout=timeout_seconds),
-            cancelled=cancelled,
-            what="join",
+    if plan.remux:
+        paths.concat_list.write_text(remux_concat_list(plan, paths))
+        if plan.audio_copy is not None and not _splice_audio(plan, paths, settings):
+            plan = plan.model_copy(update={"audio_copy": None})
+        argv = remux_argv(plan, paths, ffmpeg=settings.ffmpeg)
+    else:
+        paths.concat_list.write_text(concat_list([paths.chunk(i) for i in range(len(plan.chunks))]))
+        argv = join_argv(plan, paths, ffmpeg=settings.ffmpeg)
+    run_ffmpeg(
+        argv,
+        timeout=timeout_seconds,
+        budget=limits.budget(settings, timeout=timeout_seconds),
+        cancelled=cancelled,
+        what="join",
+    )
+    return _publish(plan, paths, dest_key, s3=s3, bucket=bucket, settings=settings, stills=stills)
+
+
+def _publish(
+    plan: RenderPlan,
+    paths: JoinPaths,
+    dest_key: str,
+    *,
+    s3: S3Client,
+    bucket: str,
+    settings: Settings,
+    stills: StillKeys | None,
+    rendered: StillFrames | None = None,
+) -> JoinedOutput:
+    """The finished `paths.output`: probed and checked against the plan, uploaded, its stills made
+    (picked from the candidates the render wrote, when it wrote them)."""
+    info = probe(paths.output, settings=settings)
+    # The Duration line has 10 ms resolution; anything beyond a frame is a bug, not a rounding.
+    if abs(info.duration_seconds - plan.duration_seconds) > 1 / plan.fps + 0.011:
+        raise errors.EncodeFailed(
+            f"joined output lasts {info.duration_seconds:.3f} s, planned {plan.duration_seconds:.3f} s"
         )
-        info = probe(paths.output, settings=settings)
-        # The Duration line has 10 ms resolution; anything beyond a frame is a bug, not a rounding.
-        if abs(info.duration_seconds - plan.duration_seconds) > 1 / plan.fps + 0.011:
-            raise errors.EncodeFailed(
-                f"joined output lasts {info.duration_seconds:.3f} s, planned {plan.duration_seconds:.3f} s"
+    s3.upload_file(str(paths.output), bucket, dest_key, ExtraArgs={"ContentType": "video/mp4"})
+    made = None
+    if stills is not None and rendered is not None:
+        try:
+            made = upload_stills(
+                from_rendered(rendered.out_dir, rendered.frames, plan.fps), stills, s3=s3, bucket=bucket
             )
-        s3.upload_file(str(paths.output), bucket, dest_key, ExtraArgs={"ContentType": "video/mp4"})
-        made = None
-        if stills is not None:
-            made = make_and_upload(
-                paths.output,
-                stills,
-                duration_seconds=info.duration_seconds,
-                width=info.width,
-                height=info.height,
-                out_dir=paths.root / "stills",
-                ffmpeg=settings.ffmpeg,
-                s3=s3,
-                bucket=bucket,
-                budget=limits.budget(settings, timeout=STILLS_TIMEOUT_SECONDS),
-            )
-        return JoinedOutput(**info.model_dump(), stills=made)
-    finally:
-        shutil.rmtree(paths.root, ignore_errors=True)
+        except (errors.RenderFailure, OSError):
+            logger.exception("could not pick the poster and thumbnail", extra={"render_id": plan.render_id})
+    elif stills is not None:
+        made = make_and_upload(
+            paths.output,
+            stills,
+            duration_seconds=info.duration_seconds,
+            width=info.width,
+            height=info.height,
+            out_dir=paths.root / "stills",
+            ffmpeg=settings.ffmpeg,
+            s3=s3,
+            bucket=bucket,
+            budget=limits.budget(settings, timeout=STILLS_TIMEOUT_SECONDS),
+        )
+    return JoinedOutput(**info.model_dump(), stills=made)
 
 
-def _fetch_remux_sources(plan: RenderPlan, paths: JoinPaths, s3: S3Client) -> None:
-    """Each staged source once (a clip used twice is one download), pinned to the version planned."""
+def _splice_audio(plan: RenderPlan, paths: JoinPaths, settings: Settings) -> bool:
+    """The copied audio track (audio_copy.py) into `paths.spliced_audio`; False when the sources'
+    ADTS does not hold the packets planning listed (the remux then encodes its audio)."""
+    assert plan.audio_copy is not None
+    files = list(dict.fromkeys(paths.source(spec) for spec in plan.chunks))
+    demuxers = {paths.source(spec): spec.sources[0].demuxer for spec in plan.chunks}
+    run_ffmpeg(
+        adts_argv(settings.ffmpeg, [(f, demuxers[f]) for f in files], paths),
+        timeout=ADTS_TIMEOUT_SECONDS,
+        budget=limits.budget(settings, timeout=ADTS_TIMEOUT_SECONDS),
+        what="copying the audio",
+    )
+    try:
+        frames = {f: audio_copy.adts_frames(paths.adts(f).read_bytes()) for f in files}
+        track = audio_copy.spliced([frames[paths.source(spec)] for spec in plan.chunks], plan.audio_copy)
+    except audio_copy.AdtsError as exc:
+        logger.warning("audio not copied", extra={"render_id": plan.render_id, "reason": str(exc)})
+        return False
+    paths.spliced_audio.write_bytes(track)
+    return True
+
+
+def _remux_sources(plan: RenderPlan, paths: JoinPaths, s3: S3Client, local: Mapping[str, Path]) -> None:
+    """Each source once (a clip used twice is one file): linked from `local`, else fetched,
+    pinned to the version planned."""
     for spec in plan.chunks:
         target = paths.source(spec)
         if target.exists():
@@ -113,6 +269,9 @@ def _fetch_remux_sources(plan: RenderPlan, paths: JoinPaths, s3: S3Client) -> No
         (seg,) = spec.segments
         assert seg.source is not None
         ref = spec.sources[seg.source]
+        if ref.key in local:
+            sources.link_or_copy(local[ref.key], target)
+            continue
         sources.fetch_s3(
             s3,
             ref.bucket,

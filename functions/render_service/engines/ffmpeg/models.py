@@ -95,6 +95,14 @@ class ChunkSpec(EngineModel):
     sources: list[SourceRef]
 
 
+class AudioPiece(EngineModel):
+    """The AAC packets a remux copies from one clip (audio_copy.py)."""
+
+    first: int = Field(ge=0, description="Index of the clip's first packet taken (0 is its encoder priming).")
+    count: int = Field(gt=0)
+    offset_samples: int = Field(description="How late the clip's sound plays against its picture (48 kHz samples).")
+
+
 class SoundtrackSpec(EngineModel):
     source: SourceRef
     volume: float
@@ -118,9 +126,18 @@ class RenderPlan(EngineModel):
     )
     remux: bool = Field(
         False,
-        description="Every scene is a whole source copied as it is: FinalizeRender remuxes straight from the "
-        "staged sources and no chunk worker runs (plan.py).",
+        description="Every scene is a whole source copied as it is: StartRender remuxes straight from the "
+        "sources it fetched and no chunk worker runs (plan.py).",
     )
+    audio_copy: list[AudioPiece] | None = Field(
+        None, description="A remux whose clips share one AAC format: the packets copied from each (audio_copy.py)."
+    )
+
+    @property
+    def inline(self) -> bool:
+        """Rendered inside StartRender from the sources it fetched: a remux, or a single chunk, where
+        chunk workers would add S3 round trips and a poll wait and no parallelism."""
+        return self.remux or len(self.chunks) == 1
 
     @property
     def encode_chunks(self) -> int:

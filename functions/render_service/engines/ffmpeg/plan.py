@@ -18,37 +18,44 @@ same frames a single pass would (a chunked render equals an unsplit one, frame
 for frame). A chunk that starts where a transition begins carries the previous
 scene's tail and does the crossfade itself.
 
-Smart copy: a clip whose source already is the output (H.264 High profile,
-yuv420p, same size and fps, square pixels, no rotation), with no transition on
-either side, whose cut starts on a keyframe and ends on a keyframe or at the
-source's end, and whose frames in that window are constant-rate and closed (no
-packet outside the window is needed to decode it), becomes its own `copy`
-chunk: its video packets are copied, only its audio is decoded (to PCM, like
-every chunk's audio). Keyframes come from a packet listing (`probe.py`), not
-from decoding. A long copied clip is not split: copying runs at hundreds of
-times realtime, so parallelism would not pay for the extra requests.
+Smart copy: a clip whose source already has the output's picture (H.264 of any profile, yuv420p,
+the same size and fps, square pixels, no rotation), with no transition on either side, whose
+cut starts on a keyframe and ends on a keyframe or at the source's end, and whose frames in that
+window are constant-rate and closed (no packet outside the window is needed to decode it), may
+have its packets copied. Keyframes come from a packet listing (`probe.py`), not from decoding.
+A long copied clip is not split: copying runs at hundreds of times realtime, so parallelism
+would not pay for the extra requests.
 
-Remux: when every scene is a whole source copied (first frame to last, the common "these
-clips, one after another"), the plan is marked `remux` and no chunk worker runs at all:
-FinalizeRender concatenates the staged sources' video packets in one ffmpeg and makes the
-audio there (each clip's samples exactly as its copy chunk would, then AAC once), so nothing
-makes a round trip through S3 as a chunk and no poll waits on work.
+Copied packets are decoded with the parameter sets (SPS/PPS) of the output's first picture, so
+a clip is copied only where its own are the same bytes as everything around it:
+
+- Remux: when every scene is a whole source copied (first frame to last, the common "these
+  clips, one after another") and all of them share one video configuration, the plan is marked
+  `remux` and no chunk worker runs at all: StartRender concatenates the sources' video packets in
+  one ffmpeg. Their audio is copied too when they share one AAC format (`audio_copy.py`);
+  otherwise each clip's samples are cut exactly as its copy chunk would and encoded once.
+- Otherwise each copied clip is a `copy` chunk of its own, joined with the others. When every
+  scene is such a copy of one configuration, all are copied. Next to encoded scenes, a clip is
+  copied only when its configuration is the one our encoder writes for this output
+  (`encoder_config`, measured by encoding one frame); any other clip is encoded with the rest. A file never switches
+  parameter sets in the middle, so every decoder plays it.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from render_service import errors, fonts
-from render_service.engines.ffmpeg import titles
+from render_service.engines.ffmpeg import audio_copy, titles
 from render_service.engines.ffmpeg.commands import encoding_for
 from render_service.engines.ffmpeg.models import (
     SAMPLE_RATE,
+    AudioPiece,
     ChunkSpec,
     Encoding,
     RenderPlan,
@@ -99,7 +106,10 @@ def build_plan(
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     staged_keys: list[str] | None = None,
     smart_copy: bool = True,
+    encoder_config: Callable[[], str | None] | None = None,
 ) -> RenderPlan:
+    """`encoder_config` returns the video configuration our encoder writes for this output (see
+    `VideoPackets.video_config`); clips next to encoded scenes are copied only when theirs equals it."""
     out = request.output
     fps = out.fps
     width, height = out.size
@@ -114,12 +124,18 @@ def build_plan(
         raise errors.RenderTooLong(
             f"a clip render lasts at most {MAX_CLIP_SUBJECT_SECONDS:.0f} s; this timeline lasts {seconds:.1f} s"
         )
+    remux = False
+    audio: list[AudioPiece] | None = None
     if smart_copy:
         scenes = [
             _with_copy(s, request=request, sources=sources, fps=fps, size=(width, height), scenes=scenes)
             for s in scenes
         ]
-    remux = smart_copy and all(_whole_source_copy(s, request, sources) for s in scenes)
+        remux = all(_whole_source_copy(s, request, sources) for s in scenes) and _one_config(scenes, request, sources)
+        if remux:
+            audio = _audio_copy(scenes, request, sources, fps, total) if request.timeline.soundtrack is None else None
+        else:
+            scenes = _copies_matching(scenes, request, sources, encoder_config)
     windows = _windows(scenes, round(chunk_seconds * fps), total)
     ctx = _Context(render_id, request, sources, scenes, fps, width, height, encoding)
     chunks = [_chunk(ctx, n, a, b) for n, (a, b) in enumerate(windows)]
@@ -146,7 +162,69 @@ def build_plan(
         soundtrack=soundtrack,
         staged_keys=staged_keys or [],
         remux=remux,
+        audio_copy=audio,
     )
+
+
+def _config(scene: _Scene, request: RenderRequest, sources: Mapping[str, SourceInfo]) -> str | None:
+    spec = request.timeline.scenes[scene.index]
+    assert isinstance(spec, ClipScene)
+    packets = sources[spec.src].packets
+    return packets.video_config if packets is not None else None
+
+
+def _one_config(scenes: list[_Scene], request: RenderRequest, sources: Mapping[str, SourceInfo]) -> bool:
+    configs = {_config(s, request, sources) for s in scenes}
+    return len(configs) == 1 and None not in configs
+
+
+def _copies_matching(
+    scenes: list[_Scene],
+    request: RenderRequest,
+    sources: Mapping[str, SourceInfo],
+    encoder_config: Callable[[], str | None] | None,
+) -> list[_Scene]:
+    """Copies that share one configuration with everything else in the output: all of them when no
+    scene is encoded, else only those whose configuration is our encoder's."""
+    if not any(s.copy_start is not None for s in scenes):
+        return scenes
+    if all(s.copy_start is not None for s in scenes) and _one_config(scenes, request, sources):
+        return scenes
+    ours = encoder_config() if encoder_config is not None else None
+    return [
+        s
+        if s.copy_start is None or (ours is not None and _config(s, request, sources) == ours)
+        else _Scene(index=s.index, frames=s.frames, overlap=s.overlap, start=s.start, trim_start=s.trim_start)
+        for s in scenes
+    ]
+
+
+def _audio_copy(
+    scenes: list[_Scene], request: RenderRequest, sources: Mapping[str, SourceInfo], fps: int, total: int
+) -> list[AudioPiece] | None:
+    """The packets each clip of a remux contributes, when all carry one AAC format (audio_copy.py)."""
+    clips: list[audio_copy.ClipAudio] = []
+    formats: set[str | None] = set()
+    for scene in scenes:
+        spec = request.timeline.scenes[scene.index]
+        assert isinstance(spec, ClipScene)
+        info = sources[spec.src]
+        stream, packets = info.probe.audio, info.packets
+        if spec.muted or spec.volume != 1 or stream is None or packets is None or packets.audio is None:
+            return None
+        track = packets.audio
+        if (stream.codec, stream.profile, stream.sample_rate) != ("aac", "LC", SAMPLE_RATE) or not (
+            track.time_base == Fraction(1, SAMPLE_RATE)
+            and track.frame_ticks == audio_copy.AAC_FRAME
+            and track.contiguous
+            and info.ref.has_audio
+        ):
+            return None
+        formats.add(packets.audio_extradata)
+        clips.append(audio_copy.ClipAudio(first_pts=track.first_pts, count=track.count, end_pts=track.end_pts))
+    if len(formats) != 1 or None in formats:
+        return None
+    return audio_copy.splice(clips, [sample_at(s.start, fps) for s in scenes], sample_at(total, fps))
 
 
 def _whole_source_copy(scene: _Scene, request: RenderRequest, sources: Mapping[str, SourceInfo]) -> bool:
@@ -251,8 +329,8 @@ def copy_start(info: SourceInfo, trim_start: float, frames: int, fps: int, size:
     video, packets = info.probe.video, info.packets
     if video is None or packets is None or not info.ref.demuxer.startswith("mov"):
         return None
-    # High profile like our own chunks, so a copied chunk next to an encoded one decodes alike.
-    if (video.codec, video.profile, video.pix_fmt, (video.width, video.height)) != ("h264", "High", "yuv420p", size):
+    # Whether its parameter sets fit the rest of the output is decided for the plan as a whole.
+    if (video.codec, video.pix_fmt, (video.width, video.height)) != ("h264", "yuv420p", size):
         return None
     if abs(video.fps - fps) > 0.01 or video.rotation or video.sar not in (None, Fraction(1)):
         return None

@@ -1,22 +1,30 @@
 """StartRender's half of the engine: fetch and probe every source once, then plan.
 
-Each distinct source is downloaded once, probed, scanned (clips) and deleted
-before the next, so the planner's disk holds one source at a time. Probing is
-bounded by the media bounds in `Settings` (pixels, duration, packets; see
-`limits.py`), and a clip's packets are listed only in the windows its cuts use. https sources
-are staged into the service bucket (`work/<renderId>/sources/<n><ext>`) so that
-chunk workers, in other Lambda containers, read them from S3 and never fetch
-the internet again; uploads in the service bucket are copied there too, so the
-ffmpeg functions never need access to other users' inputs. Nothing is written
-to DynamoDB.
+Each distinct source is downloaded once, probed and scanned (clips), a few at a time in
+parallel (downloads wait on the network, probes on ffmpeg). The files stay on disk while the
+step runs, up to `KEEP_BYTES`, because a plan that renders inline (a remux, a single chunk;
+see `RenderPlan.inline`) is made from them right away. Probing is bounded by the media bounds
+in `Settings` (pixels, duration, packets; see `limits.py`), and a clip's packets are listed only
+in the windows its cuts use.
+
+Staging, only for plans that chunk workers render: https sources are uploaded into the service
+bucket (`work/<renderId>/sources/<n><ext>`) so that chunk workers, in other Lambda containers,
+read them from S3 and never fetch the internet again; uploads in the service bucket are copied
+there too (server-side, pinned to the version probed), so the ffmpeg functions never need
+access to other users' inputs. Nothing is written to DynamoDB.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,9 +33,11 @@ from botocore.exceptions import ClientError
 
 from render_service import errors, sources
 from render_service.engines.ffmpeg import commands, limits
-from render_service.engines.ffmpeg.models import RenderPlan, SourceRef
+from render_service.engines.ffmpeg.commands import encoding_for
+from render_service.engines.ffmpeg.models import Encoding, RenderPlan, SourceRef
 from render_service.engines.ffmpeg.plan import DEFAULT_CHUNK_SECONDS, MAX_OUTPUT_SECONDS, SourceInfo, build_plan
 from render_service.engines.ffmpeg.probe import (
+    PROBE_TIMEOUT_SECONDS,
     Packet,
     PixelsExceeded,
     Probe,
@@ -37,7 +47,9 @@ from render_service.engines.ffmpeg.probe import (
     count_audio_packets,
     inspect,
     scan_packets,
+    video_config,
 )
+from render_service.engines.ffmpeg.runner import run_capture
 from render_service.models.timeline import MAX_SOURCE_BYTES, ClipScene, ImageScene, RenderRequest
 from render_service.settings import Settings
 
@@ -56,6 +68,10 @@ SCAN_TAIL_SECONDS = 2.0
 """Packets listed after a cut's end: smart copy needs the packet that follows it."""
 AUDIO_CHECK_SECONDS = 10.0
 """A soundtrack must have samples within this much of its start."""
+PARALLEL_SOURCES = 4
+"""Sources fetched and probed at once: downloads overlap each other and the probes' ffmpeg."""
+KEEP_BYTES = 4 << 30
+"""Fetched sources kept on the planner's disk (10 GiB of Lambda ephemeral storage) for an inline render."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,58 @@ def staged_key(render_id: str, n: int, ext: str) -> str:
     return f"work/{render_id}/sources/{n}{ext}"
 
 
+@dataclass
+class Stage:
+    """How a fetched source reaches work/<renderId>/sources/, should chunk workers need it."""
+
+    key: str
+    local: Path
+    copy_from: sources.S3Location | None = None  # an upload in the service bucket: a server-side copy
+    etag: str | None = None  # the version probed, which the copy must be
+
+
+@dataclass
+class Prepared:
+    """A plan, and the fetched sources still on disk (by their key in the plan)."""
+
+    plan: RenderPlan
+    local: dict[str, Path] = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+
+    def stage(self, s3: S3Client, bucket: str) -> RenderPlan:
+        """Put every source the plan's chunk workers read into work/<renderId>/sources/, and pin
+        the plan's references to the versions written."""
+        etags: dict[str, str | None] = {}
+        for stage in self.stages:
+            if stage.copy_from is None:
+                s3.upload_file(str(stage.local), bucket, stage.key)
+                etags[stage.key] = s3.head_object(Bucket=bucket, Key=stage.key).get("ETag")
+                continue
+            try:
+                copied = s3.copy_object(
+                    Bucket=bucket,
+                    Key=stage.key,
+                    CopySource={"Bucket": stage.copy_from.bucket, "Key": stage.copy_from.key},
+                    CopySourceIfMatch=stage.etag or "*",
+                )
+            except ClientError as exc:
+                raise errors.SourceUnavailable(f"{stage.key}: changed or disappeared while the render started") from exc
+            etags[stage.key] = copied["CopyObjectResult"].get("ETag")
+
+        def pin(ref: SourceRef) -> SourceRef:
+            return ref.model_copy(update={"etag": etags[ref.key]}) if ref.key in etags else ref
+
+        plan = self.plan
+        chunks = [c.model_copy(update={"sources": [pin(r) for r in c.sources]}) for c in plan.chunks]
+        soundtrack = plan.soundtrack
+        if soundtrack is not None:
+            soundtrack = soundtrack.model_copy(update={"source": pin(soundtrack.source)})
+        self.plan = plan.model_copy(
+            update={"chunks": chunks, "soundtrack": soundtrack, "staged_keys": [s.key for s in self.stages]}
+        )
+        return self.plan
+
+
 def plan_render(
     render_id: str,
     request: RenderRequest,
@@ -84,7 +152,28 @@ def plan_render(
     smart_copy: bool = True,
     fetch_https: sources.HttpsFetcher | None = None,
 ) -> RenderPlan:
-    """Fetch, check and probe the sources, then plan the chunks (see `plan.py`).
+    """A plan for chunk workers: every source fetched, checked, probed and staged (see `prepare_render`)."""
+    with prepare_render(
+        render_id, request, s3=s3, bucket=bucket, settings=settings, chunk_seconds=chunk_seconds,
+        smart_copy=smart_copy, fetch_https=fetch_https,
+    ) as prepared:  # fmt: skip
+        return prepared.stage(s3, bucket)
+
+
+@contextmanager
+def prepare_render(
+    render_id: str,
+    request: RenderRequest,
+    *,
+    s3: S3Client,
+    bucket: str,
+    settings: Settings,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    smart_copy: bool = True,
+    fetch_https: sources.HttpsFetcher | None = None,
+) -> Iterator[Prepared]:
+    """Fetch, check and probe the sources, then plan the chunks (see `plan.py`); the fetched files
+    stay on disk until the block ends. Nothing is staged yet (`Prepared.stage`).
 
     `chunk_seconds` is the target chunk length; `smart_copy=False` encodes every chunk
     (a kill switch, and the benchmark's baseline); `fetch_https` replaces the
@@ -97,26 +186,108 @@ def plan_render(
             sources.check_s3_allowed(use.src, settings.source_buckets, where=use.where)
     deadline = time.monotonic() + SOURCES_BUDGET_SECONDS
     root = settings.work_dir / render_id / f"plan-{uuid.uuid4().hex[:8]}"
-    infos: dict[str, SourceInfo] = {}
-    staged: list[str] = []
+    kept = _Kept(KEEP_BYTES)
+
+    def one(n: int, src: str) -> tuple[SourceInfo, Stage | None, Path | None]:
+        mine = [u for u in uses if u.src == src]
+        local = root / f"src-{n}{_suffix(src)}"
+        ref, stage = _fetch(
+            render_id, n, src, local, mine[0].where, s3=s3, bucket=bucket, settings=settings, fetch=fetch_https,
+            deadline=deadline,
+        )  # fmt: skip
+        info = inspect_source(local, ref, mine, settings)
+        if stage is None and not kept.take(ref.size_bytes):
+            local.unlink(missing_ok=True)
+            return info, None, None
+        return info, stage, local
+
     try:
         root.mkdir(parents=True, exist_ok=True)
         distinct = list(dict.fromkeys(u.src for u in uses))
-        for n, src in enumerate(distinct):
-            mine = [u for u in uses if u.src == src]
-            where = mine[0].where
-            local = root / f"src-{n}{_suffix(src)}"
-            ref = _fetch(
-                render_id, n, src, local, where, s3=s3, bucket=bucket, settings=settings, fetch=fetch_https,
-                deadline=deadline,
-            )  # fmt: skip
-            if ref.key.startswith(f"work/{render_id}/"):
-                staged.append(ref.key)
-            infos[src] = inspect_source(local, ref, mine, settings)
-            local.unlink(missing_ok=True)
+        infos: dict[str, SourceInfo] = {}
+        prepared = Prepared(plan=None)  # type: ignore[arg-type]  # set below
+        for src, (info, stage, local) in zip(distinct, _in_parallel(one, distinct), strict=True):
+            infos[src] = info
+            if stage is not None:
+                prepared.stages.append(stage)
+            if local is not None:
+                prepared.local[info.ref.key] = local
+        plan = build_plan(
+            render_id, request, infos, chunk_seconds=chunk_seconds, smart_copy=smart_copy,
+            encoder_config=lambda: _encoder_config(request, settings),
+        )  # fmt: skip
+        prepared.plan = plan
+        yield prepared
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return build_plan(render_id, request, infos, chunk_seconds=chunk_seconds, staged_keys=staged, smart_copy=smart_copy)
+
+
+class _Kept:
+    """Bytes of fetched sources kept on disk, bounded (shared by the fetching threads)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used, self.lock = limit, 0, threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self.lock:
+            if self.used + size > self.limit:
+                return False
+            self.used += size
+            return True
+
+
+def _in_parallel(
+    one: Callable[[int, str], tuple[SourceInfo, Stage | None, Path | None]], distinct: list[str]
+) -> list[tuple[SourceInfo, Stage | None, Path | None]]:
+    """`one` for every source, a few at once; the first failure in timeline order is raised (the
+    same error a one-by-one run would report), and sources not started yet are not fetched."""
+    if len(distinct) <= 1:
+        return [one(n, src) for n, src in enumerate(distinct)]
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_SOURCES, thread_name_prefix="source")
+    futures: list[Future[tuple[SourceInfo, Stage | None, Path | None]]] = [
+        pool.submit(one, n, src) for n, src in enumerate(distinct)
+    ]
+    try:
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _encoder_config(request: RenderRequest, settings: Settings) -> str | None:
+    width, height = request.output.size
+    fps = request.output.fps
+    return encoder_config(settings, width, height, fps, encoding_for(request.output.quality, fps))
+
+
+_CONFIGS: dict[tuple[str, int, int, int, Encoding], str | None] = {}
+_CONFIGS_LOCK = threading.Lock()
+
+
+def encoder_config(settings: Settings, width: int, height: int, fps: int, encoding: Encoding) -> str | None:
+    """The video configuration (as `VideoPackets.video_config`) our chunks get for
+    an output: one frame encoded with their settings, once per output shape in a container."""
+    key = (settings.ffmpeg, width, height, fps, encoding)
+    with _CONFIGS_LOCK:
+        if key in _CONFIGS:
+            return _CONFIGS[key]
+    out = settings.work_dir / f"encoder-config-{uuid.uuid4().hex[:8]}.mp4"
+    found: str | None = None
+    try:
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        run_capture(
+            commands.encoder_config_argv(settings.ffmpeg, width, height, fps, encoding, out),
+            timeout=PROBE_TIMEOUT_SECONDS,
+            budget=limits.budget(settings, timeout=PROBE_TIMEOUT_SECONDS),
+            what="measuring the encoder's configuration",
+        )
+        found = video_config(out, settings=settings, demuxer="mov")
+    except (ProbeError, errors.ServiceError, OSError, subprocess.SubprocessError):
+        return None  # no copy next to encoded scenes: always safe (and not remembered)
+    finally:
+        out.unlink(missing_ok=True)
+    with _CONFIGS_LOCK:
+        _CONFIGS[key] = found
+    return found
 
 
 def _uses(request: RenderRequest) -> list[SourceUse]:
@@ -147,15 +318,15 @@ def _fetch(
     settings: Settings,
     fetch: sources.HttpsFetcher | None,
     deadline: float,
-) -> SourceRef:
+) -> tuple[SourceRef, Stage | None]:
+    """Download one source; its reference as chunk workers would read it, and how to stage it there."""
     if src.startswith("https://"):
         got = (fetch or sources.fetch_https)(src, local, max_bytes=MAX_SOURCE_BYTES, where=where, deadline=deadline)
         key = staged_key(render_id, n, local.suffix)
-        s3.upload_file(str(local), bucket, key)
-        etag = s3.head_object(Bucket=bucket, Key=key).get("ETag")
-        return SourceRef(
-            bucket=bucket, key=key, etag=etag, size_bytes=got.size_bytes, ext=local.suffix, demuxer="", has_audio=False
+        ref = SourceRef(
+            bucket=bucket, key=key, etag=None, size_bytes=got.size_bytes, ext=local.suffix, demuxer="", has_audio=False
         )
+        return ref, Stage(key=key, local=local)
     loc = sources.check_s3_allowed(src, settings.source_buckets, where=where)
     got = sources.fetch_s3(s3, loc.bucket, loc.key, local, max_bytes=MAX_SOURCE_BYTES, where=where)
     if loc.bucket == bucket:
@@ -163,25 +334,12 @@ def _fetch(
         # so the functions that run ffmpeg need read access to work/<id>/ only, never to every
         # user's inputs/.
         key = staged_key(render_id, n, local.suffix)
-        try:
-            copied = s3.copy_object(
-                Bucket=bucket,
-                Key=key,
-                CopySource={"Bucket": loc.bucket, "Key": loc.key},
-                CopySourceIfMatch=got.etag or "*",
-            )
-        except ClientError as exc:
-            raise errors.SourceUnavailable(f"{where}: changed or disappeared while the render started") from exc
-        return SourceRef(
-            bucket=bucket,
-            key=key,
-            etag=copied["CopyObjectResult"].get("ETag"),
-            size_bytes=got.size_bytes,
-            ext=local.suffix,
-            demuxer="",
+        ref = SourceRef(
+            bucket=bucket, key=key, etag=got.etag, size_bytes=got.size_bytes, ext=local.suffix, demuxer="",
             has_audio=False,
-        )
-    return SourceRef(
+        )  # fmt: skip
+        return ref, Stage(key=key, local=local, copy_from=loc, etag=got.etag)
+    ref = SourceRef(
         bucket=loc.bucket,
         key=loc.key,
         etag=got.etag,
@@ -190,6 +348,7 @@ def _fetch(
         demuxer="",
         has_audio=False,
     )
+    return ref, None
 
 
 def inspect_source(local: Path, ref: SourceRef, mine: list[SourceUse], settings: Settings) -> SourceInfo:
@@ -310,7 +469,9 @@ def _scan_cuts(
     audio = 0
     complete = False
     time_base = Fraction(1, 1)
-    for start, end in cut_windows([(u.trim, u.duration) for u in clips]):
+    first: VideoPackets | None = None
+    spans = cut_windows([(u.trim, u.duration) for u in clips])
+    for start, end in spans:
         try:
             window = scan_packets(
                 local,
@@ -320,6 +481,7 @@ def _scan_cuts(
                 duration=end - start,
                 audio=True,
                 max_packets=limits.MAX_WINDOW_PACKETS,
+                h264_config=first is None,
             )
         except TooManyPackets as exc:
             raise errors.MediaTooLarge(
@@ -333,9 +495,20 @@ def _scan_cuts(
         except errors.ResourceLimitExceeded as exc:
             raise errors.ResourceLimitExceeded(f"{where}: {exc.message}") from None
         time_base = window.time_base
+        first = first or window
         last = packets[-1].dts if packets else None
         packets += [p for p in window.packets if last is None or p.dts > last]
         audio += window.audio_packets
         # Packets carry the file's own timestamps; windows count from the file's start.
         complete = window.seconds(window.end_pts) - start_seconds < end - SCAN_TAIL_SECONDS / 2
-    return VideoPackets(time_base=time_base, packets=packets, audio_packets=audio, complete=complete)
+    # Audio is timed for copying only from one listing of the whole file (a remux's clip).
+    whole = complete and len(spans) == 1 and spans[0][0] == 0
+    return VideoPackets(
+        time_base=time_base,
+        packets=packets,
+        audio_packets=audio,
+        complete=complete,
+        video_config=first.video_config if first is not None else None,
+        audio_extradata=first.audio_extradata if first is not None else None,
+        audio=first.audio if first is not None and whole else None,
+    )

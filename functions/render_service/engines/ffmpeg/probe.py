@@ -22,20 +22,22 @@ concat script is refused at probe time instead of reading other local files.
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
 from render_service import errors
-from render_service.engines.ffmpeg import commands, limits
+from render_service.engines.ffmpeg import commands, h264, limits
 from render_service.engines.ffmpeg.models import MediaInfo
 from render_service.engines.ffmpeg.runner import last_error_line, run_capture
 from render_service.settings import Settings
 
 PROBE_TIMEOUT_SECONDS = 60.0
 SCAN_TIMEOUT_SECONDS = 120.0
+MAX_TIMED_AUDIO_PACKETS = 100_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class AudioStream:
     codec: str
     sample_rate: int
     channels: str
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,25 @@ class Packet:
 
 
 @dataclass(frozen=True)
+class AudioPackets:
+    """The first audio stream's packets in a listing from the file's start: what copying them needs.
+
+    Timestamps are in `time_base` (1/sample rate for AAC in MP4). An AAC track in MP4 starts
+    with its encoder priming before zero (`first_pts` is -1024 for ffmpeg's encoder, -2112 for
+    Apple's), and its last packet is shortened to the samples that are real (`end_pts`).
+    """
+
+    time_base: Fraction
+    first_pts: int
+    end_pts: int
+    count: int
+    frame_ticks: int | None
+    """The duration every packet but the last shares, None when they differ."""
+    contiguous: bool
+    """Each packet starts where the one before it ended."""
+
+
+@dataclass(frozen=True)
 class VideoPackets:
     """The first video stream's packets in decode order, in its own time base."""
 
@@ -84,6 +106,13 @@ class VideoPackets:
     """Non-empty packets of the first audio stream in the same window (when asked for)."""
     complete: bool = True
     """The listing reaches the end of the video (a window that ends before it does not)."""
+    video_config: str | None = None
+    """The H.264 decoder configuration (`h264.decoder_key`, set by planning): two streams with the
+    same value share their parameter sets, so one decoder setup fits both."""
+    audio_extradata: str | None = None
+    """The audio's decoder configuration as framecrc sums it (`size, adler32`)."""
+    audio: AudioPackets | None = None
+    """The audio stream's timing, for a listing that started at the file's start (when asked for)."""
 
     @property
     def frame_count(self) -> int:
@@ -187,7 +216,8 @@ def parse_probe(stderr: str) -> Probe:
         elif match["kind"] == "Audio" and audio is None:
             hz = next((int(m.group(1)) for p in parts if (m := _HZ.search(p))), 0)
             channels = parts[2] if len(parts) > 2 else ""
-            audio = AudioStream(codec=codec, sample_rate=hz, channels=channels)
+            profile = head[1].strip("()") if len(head) > 1 and head[1].startswith("(") else None
+            audio = AudioStream(codec=codec, sample_rate=hz, channels=channels, profile=profile)
     return Probe(demuxer=found["demuxer"], duration_seconds=duration, start_seconds=start, video=video, audio=audio)
 
 
@@ -205,8 +235,9 @@ class PacketReader:
     """Reads `-f framecrc` lines as they come: `stream, dts, pts, duration, size, crc[, F=0x..]`.
 
     framecrc prints `F=` only when the flags differ from "keyframe", so a line without it
-    is a keyframe. Stream 0 is the video; stream 1, when mapped, the audio, which is only
-    counted. Past `max_packets` video packets it raises `TooManyPackets`, which stops the run.
+    is a keyframe. Stream 0 is the video; stream 1, when mapped, the audio, whose packets are
+    counted and timed (`AudioPackets`). Past `max_packets` video packets it raises
+    `TooManyPackets`, which stops the run.
     """
 
     def __init__(self, max_packets: int | None = None) -> None:
@@ -214,10 +245,21 @@ class PacketReader:
         self.time_base = Fraction(1, 1)
         self.packets: list[Packet] = []
         self.audio_packets = 0
+        self.extradata: dict[str, str] = {}
+        self.audio_time_base = Fraction(1, 1)
+        self._audio: list[tuple[int, int]] = []  # (pts, duration) of non-empty audio packets
+        self._audio_timed = True
 
     def feed(self, line: str) -> None:
         if line.startswith("#tb 0:"):
             self.time_base = Fraction(line.split(":", 1)[1].strip())
+            return
+        if line.startswith("#tb 1:"):
+            self.audio_time_base = Fraction(line.split(":", 1)[1].strip())
+            return
+        if line.startswith("#extradata "):
+            stream, _, value = line[len("#extradata ") :].partition(":")
+            self.extradata[stream.strip()] = " ".join(value.split())
             return
         if not line or line.startswith("#"):
             return
@@ -227,6 +269,16 @@ class PacketReader:
         if fields[0] == "1":
             if fields[4].isdigit() and int(fields[4]) > 0:
                 self.audio_packets += 1
+                if not self._audio_timed:
+                    return
+                if len(self._audio) >= MAX_TIMED_AUDIO_PACKETS:
+                    self._audio_timed = False  # far more than 10 minutes of AAC: not worth copying
+                    self._audio = []
+                    return
+                try:
+                    self._audio.append((int(fields[2]), int(fields[3])))
+                except ValueError:
+                    self._audio_timed = False
             return
         if fields[0] != "0":
             return
@@ -245,8 +297,28 @@ class PacketReader:
         if len(fields) >= 6 and fields[0] == "0" and fields[4].isdigit() and int(fields[4]) > 0:
             self.audio_packets += 1
 
+    def audio_track(self) -> AudioPackets | None:
+        if not self._audio or not self._audio_timed:
+            return None
+        durations = {d for _, d in self._audio[:-1]}
+        pts, duration = self._audio[-1]
+        return AudioPackets(
+            time_base=self.audio_time_base,
+            first_pts=self._audio[0][0],
+            end_pts=pts + duration,
+            count=len(self._audio),
+            frame_ticks=durations.pop() if len(durations) == 1 else (duration if not durations else None),
+            contiguous=all(a + d == b for (a, d), (b, _) in itertools.pairwise(self._audio)),
+        )
+
     def result(self) -> VideoPackets:
-        return VideoPackets(time_base=self.time_base, packets=self.packets, audio_packets=self.audio_packets)
+        return VideoPackets(
+            time_base=self.time_base,
+            packets=self.packets,
+            audio_packets=self.audio_packets,
+            audio_extradata=self.extradata.get("1"),
+            audio=self.audio_track(),
+        )
 
 
 def parse_packets(stdout: str) -> VideoPackets:
@@ -289,18 +361,23 @@ def scan_packets(
     duration: float | None = None,
     audio: bool = False,
     max_packets: int | None = None,
+    h264_config: bool = False,
 ) -> VideoPackets:
     """List the first video stream's packets (no decoding) of a window. Raises ProbeError.
 
     The window starts at the keyframe at or before `start` (seconds from the file's
     start) and lasts `duration`; without them, the whole file. `audio` also counts the
     first audio stream's packets. More than `max_packets` video packets raise
-    `TooManyPackets` (the run is stopped there, not read to the end).
+    `TooManyPackets` (the run is stopped there, not read to the end). `h264_config` reads the
+    stream's decoder configuration in the same run (`VideoPackets.video_config`).
     """
     reader = PacketReader(max_packets)
+    heads = path.with_name(path.name + ".sps.h264") if h264_config else None
     try:
         captured = run_capture(
-            commands.packet_scan_argv(settings.ffmpeg, path, demuxer, start=start, duration=duration, audio=audio),
+            commands.packet_scan_argv(
+                settings.ffmpeg, path, demuxer, start=start, duration=duration, audio=audio, parameter_sets=heads
+            ),
             timeout=SCAN_TIMEOUT_SECONDS,
             budget=limits.budget(settings, timeout=SCAN_TIMEOUT_SECONDS),
             on_line=reader.feed,
@@ -308,12 +385,42 @@ def scan_packets(
         )
     except subprocess.TimeoutExpired as exc:
         raise ProbeError("reading the video packets took too long") from exc
+    finally:
+        config = _config_from(heads) if heads is not None else None
     if captured.returncode != 0:
         raise ProbeError(last_error_line(captured.stderr.splitlines()))
     packets = reader.result()
     if not packets.packets:
         raise ProbeError("no video frames")
-    return packets
+    return replace(packets, video_config=config) if config is not None else packets
+
+
+def _config_from(heads: Path) -> str | None:
+    try:
+        # SPS and PPS come first; the keyframe's slices after them are not needed.
+        with heads.open("rb") as fh:
+            return h264.decoder_key(h264.nal_units(fh.read(1 << 20)))
+    except OSError:
+        return None
+    finally:
+        heads.unlink(missing_ok=True)
+
+
+def video_config(path: Path, *, settings: Settings, demuxer: str) -> str | None:
+    """The H.264 stream's decoder configuration (`h264.decoder_key`), None if it cannot be read."""
+    out = path.with_name(path.name + ".sps.h264")
+    try:
+        captured = run_capture(
+            commands.parameter_sets_argv(settings.ffmpeg, path, demuxer, out),
+            timeout=PROBE_TIMEOUT_SECONDS,
+            budget=limits.budget(settings, timeout=PROBE_TIMEOUT_SECONDS),
+            what="reading the parameter sets",
+        )
+    except (subprocess.TimeoutExpired, errors.ServiceError):
+        out.unlink(missing_ok=True)
+        return None
+    config = _config_from(out)  # removes the file
+    return config if captured.returncode == 0 else None
 
 
 def count_audio_packets(path: Path, *, settings: Settings, demuxer: str, seconds: float) -> int:

@@ -10,9 +10,11 @@ timestamp (up to a GOP, 2 s of frames in our outputs: about four times the cost 
    varied candidate (luma variance) wins: a black or faded frame is nearly uniform, a frame with
    content is not. Ties go to the earliest.
 2. Only if no keyframe shows content (a short video has few keyframes, and they may all sit in
-   a fade), the same timestamps again with accurate seeks.
-3. The winner, decoded once more (the same seek lands on the same frame), written as a JPEG at
-   the video's own size and a JPEG of `THUMBNAIL_LONG_SIDE` on its long side, in one run.
+   a fade), the same timestamps again with accurate seeks; a video of `SHORT_SECONDS` or less
+   starts there.
+3. Each run also writes every candidate as a JPEG at the video's own size and a JPEG of
+   `THUMBNAIL_LONG_SIDE` on its long side (a few milliseconds each), so the winner is never
+   decoded again: one ffmpeg in all when a keyframe has content.
 
 Seen here on 2 cores under load: 0.3 to 0.5 s in all for a 1080p output, whatever its length,
 when a keyframe has content.
@@ -47,6 +49,8 @@ CONTENT_VARIANCE = 16.0**2
 # The measuring size: enough to tell a title card from a black frame, cheap to compare in Python.
 _MEASURE_W, _MEASURE_H = 64, 36
 STILLS_TIMEOUT_SECONDS = 30.0
+SHORT_SECONDS = 4.0
+"""Up to this long (two of our 2-second GOPs), candidates are decoded exactly at once."""
 # Our own outputs are MP4 (both engines); nothing else is opened.
 _MP4 = ("mov", ("mov",))
 
@@ -90,39 +94,27 @@ def _seek(video: Path, at: float, *, accurate: bool) -> list[str]:
     return [*([] if accurate else ["-noaccurate_seek"]), "-ss", f"{at:.3f}", *safe_input(video, demuxer, formats)]
 
 
-def candidates_argv(ffmpeg: str, video: Path, times: list[float], *, accurate: bool) -> list[str]:
-    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
+def candidates_argv(
+    ffmpeg: str, video: Path, times: list[float], *, accurate: bool, thumb: tuple[int, int], out_dir: Path
+) -> list[str]:
+    """One run for every candidate: its 64x36 grey measure (stacked, raw on stdout) and its poster
+    and thumbnail JPEGs (`poster-<i>.jpg`, `thumbnail-<i>.jpg`), so the winner needs no second decode."""
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
     for at in times:
         argv += _seek(video, at, accurate=accurate)
-    # setpts=0: each input's frame keeps its own timestamp otherwise, and vstack pairs frames by timestamp.
-    shrink = f"trim=end_frame=1,setpts=0,scale={_MEASURE_W}:{_MEASURE_H},format=gray"
-    if len(times) == 1:
-        graph = f"[0:v]{shrink}[out]"
-    else:
-        chains = [f"[{i}:v]{shrink}[c{i}]" for i in range(len(times))]
-        graph = ";".join(chains) + ";" + "".join(f"[c{i}]" for i in range(len(times))) + f"vstack={len(times)}[out]"
-    return [*argv, "-filter_complex", graph, "-map", "[out]", "-frames:v", "1", "-f", "rawvideo", "pipe:1"]
-
-
-def stills_argv(
-    ffmpeg: str,
-    video: Path,
-    at: float,
-    *,
-    accurate: bool,
-    thumb: tuple[int, int],
-    poster_path: Path,
-    thumbnail_path: Path,
-) -> list[str]:
-    graph = f"[0:v]trim=end_frame=1,setpts=0,split=2[poster][t];[t]scale={thumb[0]}:{thumb[1]}:flags=lanczos[thumb]"
+    chains, outputs = [], []
     image = ["-frames:v", "1", "-update", "1", "-f", "image2"]
-    return [
-        *[ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"],
-        *_seek(video, at, accurate=accurate),
-        *["-filter_complex", graph],
-        *["-map", "[poster]", *image, "-q:v", "2", str(poster_path)],
-        *["-map", "[thumb]", *image, "-q:v", "4", str(thumbnail_path)],
-    ]
+    for i in range(len(times)):
+        # setpts=0: each input's frame keeps its own timestamp otherwise, and vstack pairs frames by timestamp.
+        chains.append(f"[{i}:v]trim=end_frame=1,setpts=0,split=3[m{i}][p{i}][t{i}]")
+        chains.append(f"[m{i}]scale={_MEASURE_W}:{_MEASURE_H},format=gray[c{i}]")
+        chains.append(f"[t{i}]scale={thumb[0]}:{thumb[1]}:flags=lanczos[s{i}]")
+        outputs += ["-map", f"[p{i}]", *image, "-q:v", "2", str(out_dir / f"poster-{i}.jpg")]
+        outputs += ["-map", f"[s{i}]", *image, "-q:v", "4", str(out_dir / f"thumbnail-{i}.jpg")]
+    measures = "".join(f"[c{i}]" for i in range(len(times)))
+    chains.append(f"{measures}vstack={len(times)}[out]" if len(times) > 1 else f"{measures}null[out]")
+    measure = ["-map", "[out]", "-frames:v", "1", "-f", "rawvideo", "pipe:1"]
+    return [*argv, "-filter_complex", ";".join(chains), *measure, *outputs]
 
 
 def _run(argv: list[str], what: str, budget: limits.Budget | None = None) -> bytes:
@@ -149,9 +141,17 @@ def _run(argv: list[str], what: str, budget: limits.Budget | None = None) -> byt
 
 
 def _variances(
-    ffmpeg: str, video: Path, times: list[float], *, accurate: bool, budget: limits.Budget | None = None
+    ffmpeg: str,
+    video: Path,
+    times: list[float],
+    *,
+    accurate: bool,
+    thumb: tuple[int, int],
+    out_dir: Path,
+    budget: limits.Budget | None = None,
 ) -> list[float]:
-    raw = _run(candidates_argv(ffmpeg, video, times, accurate=accurate), "still candidates", budget)
+    argv = candidates_argv(ffmpeg, video, times, accurate=accurate, thumb=thumb, out_dir=out_dir)
+    raw = _run(argv, "still candidates", budget)
     tile = _MEASURE_W * _MEASURE_H
     if len(raw) != tile * len(times):
         raise errors.EncodeFailed(f"still candidates: expected {tile * len(times)} bytes, got {len(raw)}")
@@ -172,23 +172,58 @@ def capture(
 
     Each ffmpeg runs under `budget` (default: the deployed functions', see `limits.py`)."""
     times = candidate_times(duration_seconds)
-    variances = _variances(ffmpeg, video, times, accurate=False, budget=budget)
-    best, accurate = pick(variances), False
-    if variances[best] < CONTENT_VARIANCE:
-        exact = _variances(ffmpeg, video, times, accurate=True, budget=budget)
-        if exact[pick(exact)] > variances[best]:
-            best, accurate = pick(exact), True
-    out_dir.mkdir(parents=True, exist_ok=True)
-    poster, thumbnail = out_dir / "poster.jpg", out_dir / "thumbnail.jpg"
     thumb = thumbnail_size(width, height)
-    _run(
-        stills_argv(
-            ffmpeg, video, times[best], accurate=accurate, thumb=thumb, poster_path=poster, thumbnail_path=thumbnail
-        ),
-        "stills",
-        budget,
-    )
+    fast, exact = out_dir / "keyframes", out_dir / "exact"
+    for folder in (fast, exact):
+        folder.mkdir(parents=True, exist_ok=True)
+    if duration_seconds <= SHORT_SECONDS:
+        # A keyframe or two in all: every fast seek would land on the same frame.
+        measured = _variances(ffmpeg, video, times, accurate=True, thumb=thumb, out_dir=exact, budget=budget)
+        best = pick(measured)
+        (exact / f"poster-{best}.jpg").replace(out_dir / "poster.jpg")
+        (exact / f"thumbnail-{best}.jpg").replace(out_dir / "thumbnail.jpg")
+        return Stills(out_dir / "poster.jpg", out_dir / "thumbnail.jpg", at_seconds=times[best], accurate=True)
+    variances = _variances(ffmpeg, video, times, accurate=False, thumb=thumb, out_dir=fast, budget=budget)
+    best, accurate, chosen = pick(variances), False, fast
+    if variances[best] < CONTENT_VARIANCE:
+        measured = _variances(ffmpeg, video, times, accurate=True, thumb=thumb, out_dir=exact, budget=budget)
+        if measured[pick(measured)] > variances[best]:
+            best, accurate, chosen = pick(measured), True, exact
+    poster, thumbnail = out_dir / "poster.jpg", out_dir / "thumbnail.jpg"
+    (chosen / f"poster-{best}.jpg").replace(poster)
+    (chosen / f"thumbnail-{best}.jpg").replace(thumbnail)
     return Stills(poster=poster, thumbnail=thumbnail, at_seconds=times[best], accurate=accurate)
+
+
+def frames_for(duration_seconds: float, fps: int, frames: int) -> tuple[int, ...]:
+    """The candidate frames of a video being rendered (`StillFrames`): the same positions as
+    `candidate_times`, exact, each once."""
+    picked = (min(frames - 1, max(0, round(t * fps))) for t in candidate_times(duration_seconds))
+    return tuple(dict.fromkeys(picked))
+
+
+def from_rendered(out_dir: Path, frames: tuple[int, ...], fps: int) -> Stills:
+    """Pick among the candidates a render wrote (`StillFrames`), as `capture` would among its own."""
+    raw = (out_dir / "measure.gray").read_bytes()
+    tile = _MEASURE_W * _MEASURE_H
+    if len(raw) != tile * len(frames):
+        raise errors.EncodeFailed(f"still candidates: expected {tile * len(frames)} bytes, got {len(raw)}")
+    best = pick([luma_variance(raw[i * tile : (i + 1) * tile]) for i in range(len(frames))])
+    poster, thumbnail = out_dir / "poster.jpg", out_dir / "thumbnail.jpg"
+    (out_dir / f"poster-{best + 1}.jpg").replace(poster)
+    (out_dir / f"thumbnail-{best + 1}.jpg").replace(thumbnail)
+    return Stills(poster=poster, thumbnail=thumbnail, at_seconds=frames[best] / fps, accurate=True)
+
+
+def upload(stills: Stills, keys: StillKeys, *, s3: S3Client, bucket: str) -> StillKeys | None:
+    """Best effort, like `make_and_upload`."""
+    try:
+        for path, key in ((stills.poster, keys.poster), (stills.thumbnail, keys.thumbnail)):
+            s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": "image/jpeg"})
+    except (OSError, ClientError, BotoCoreError):
+        logger.exception("could not upload the poster and thumbnail")
+        return None
+    return keys
 
 
 def make_and_upload(
