@@ -113,7 +113,8 @@ class RenderWorkflow(Construct):
 
         wait_for_slot.next(acquire)
         wait_for_retry.next(acquire)
-        start.next(wait_for_progress)
+        # A render StartRender made whole (a remux, one chunk) goes straight on to FinalizeRender.
+        start.next(render_done)
         wait_for_progress.next(poll)
         poll.next(render_done)
         finalize.next(complete)

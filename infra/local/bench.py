@@ -433,11 +433,11 @@ def projection(rows: list[Row]) -> dict[str, Any]:
             seconds = minutes * 60.0
             transfer = seconds * bitrate_mb_per_s * 2 / S3_MB_PER_SECOND  # sources in, output out
             if case.startswith("smart"):
-                # A remux: no chunk worker and no poll wait; FinalizeRender does all of it.
+                # A remux: no chunk worker and no poll wait; StartRender does all of it.
                 n_chunks, chunk_cpu = 0, 0.0
                 chunk_wall = 0.0
-                join_wall = COLD_START_SECONDS + transfer + per_second * seconds / LAMBDA_VCPU + 1.0
-                wall = 2.0 + join_wall
+                join_wall = COLD_START_SECONDS + transfer + per_second * seconds / LAMBDA_VCPU
+                wall = 1.0 + join_wall
             else:
                 n_chunks = math.ceil(seconds / CHUNK_SECONDS)
                 chunk_cpu = per_second * CHUNK_SECONDS
@@ -459,8 +459,9 @@ PROJECTION_NOTES = (
     f"cold ({COLD_START_SECONDS} s), chunks of {CHUNK_SECONDS:.0f} s all in parallel (no concurrency limit hit), "
     f"S3 at {S3_MB_PER_SECOND:.0f} MB/s per function and 5 Mbit/s video; StartRender 2 s, one "
     f"{DEPLOYED_POLL_SECONDS:.0f} s poll wait, the join at S3 speed plus 1 s. "
-    "The smart path is a remux (no chunk worker, no poll wait): one FinalizeRender reads the sources, "
-    "copies the video and encodes the audio, cold, at the scenario's CPU per output second. "
+    "The smart path is a remux (no chunk worker, no poll wait): StartRender, cold, reads the sources, "
+    "copies the video and the audio and uploads the output, at the scenario's CPU per output second, "
+    "plus 1 s for the API, the other steps and the transitions. "
     "CPU per output second is this run's ffmpeg CPU for the scenario, on this machine's cores."
 )
 

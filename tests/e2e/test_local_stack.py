@@ -83,7 +83,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, float]]:
     return made
 
 
-def test_matching_whole_clips_are_remuxed_with_no_chunk_worker_and_no_poll_wait(
+def test_matching_whole_clips_are_remuxed_with_no_chunk_worker_and_no_poll(
     stack: tuple[LocalCloud, Gateway], tmp_path: Path
 ) -> None:
     cloud, gateway = stack
@@ -126,7 +126,9 @@ def test_matching_whole_clips_are_remuxed_with_no_chunk_worker_and_no_poll_wait(
         executionArn=cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
     )["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-    assert entered.count("PollRender") == 1
+    # Straight from StartRender to FinalizeRender: no wait, no poll.
+    assert "PollRender" not in entered and "Wait for progress" not in entered
+    assert entered[entered.index("StartRender") :][:3] == ["StartRender", "Render done?", "FinalizeRender"]
     started = next(
         json.loads(e["stateExitedEventDetails"]["output"])
         for e in history

@@ -528,7 +528,7 @@ def test_workflow_states_and_paths_match_the_lambda_contract(template: Template)
     }
     tasks = {
         "AcquireSlot": ("$.slot", "Slot free?"),
-        "StartRender": ("$.progress", "Wait for progress"),
+        "StartRender": ("$.progress", "Render done?"),
         "PollRender": ("$.progress", "Render done?"),
         "FinalizeRender": ("$.output", "CompleteRender"),
         "CompleteRender": (None, "Render succeeded"),  # JsonPath.DISCARD; its payload includes $.output

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
 
 from render_service import errors
-from render_service.engines.ffmpeg import probe
-from render_service.engines.ffmpeg.probe import ProbeError, inspect, scan_packets
+from render_service.engines.ffmpeg import audio_copy, probe
+from render_service.engines.ffmpeg.probe import ProbeError, adts_beside, inspect, scan_packets
 
 
 def test_probe_describes_a_clip(media: Any, settings: Any) -> None:
@@ -40,3 +42,28 @@ def test_garbage_and_disallowed_containers_are_refused(media: Any, settings: Any
         inspect(concat, settings=settings)
     with pytest.raises(errors.SourceInvalid):
         probe(concat, settings=settings)
+
+
+def test_packet_scan_copies_the_aac_as_adts_in_the_same_run(media: Any, settings: Any, tmp_path: Any) -> None:
+    path = tmp_path / "clip.mp4"
+    shutil.copyfile(media.clip("adts-src", seconds=2.0), path)
+    packets = scan_packets(path, settings=settings, demuxer="mov", audio=True, adts=True)
+    alone = tmp_path / "alone.aac"
+    subprocess.run(
+        [settings.ffmpeg, "-v", "error", "-i", str(path), "-map", "0:a:0", "-c:a", "copy", "-f", "adts", str(alone)],
+        check=True,
+    )
+
+    copied = adts_beside(path).read_bytes()
+    assert packets.audio is not None
+    assert len(audio_copy.adts_frames(copied)) == packets.audio.count == packets.audio_packets
+    assert copied == alone.read_bytes()  # the same packets a run of its own copies
+
+
+def test_an_audio_copy_that_fails_never_fails_the_scan(media: Any, settings: Any, tmp_path: Any) -> None:
+    path = tmp_path / "silent.mp4"
+    shutil.copyfile(media.clip("adts-none", seconds=1.0, audio=False), path)
+    packets = scan_packets(path, settings=settings, demuxer="mov", audio=True, adts=True)
+
+    assert packets.frame_count == 30
+    assert not adts_beside(path).exists()

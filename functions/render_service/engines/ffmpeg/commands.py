@@ -137,13 +137,15 @@ def packet_scan_argv(
     duration: float | None = None,
     audio: bool = False,
     parameter_sets: Path | None = None,
+    adts: Path | None = None,
 ) -> list[str]:
     """framecrc of a stream copy lists packets' timestamps and flags without decoding.
 
     `-ss` (the keyframe at or before it, found in the index) and `-t` bound the window read;
     `-copyts` keeps the file's own timestamps, whatever window is read. With `parameter_sets`,
     the same run also writes the window's first video packet there in Annex B form, which puts
-    the stream's SPS and PPS in front of it (see h264.py).
+    the stream's SPS and PPS in front of it (see h264.py). With `adts`, it also copies the first
+    audio stream's packets there as ADTS, for a remux that copies the audio (audio_copy.py).
     """
     window: list[str] = ["-copyts"]
     if start:
@@ -166,7 +168,12 @@ def packet_scan_argv(
         "framecrc",
         "pipe:1",
         *(_annexb_head(parameter_sets) if parameter_sets is not None else []),
+        *(_adts_copy("0", adts) if adts is not None else []),
     ]
+
+
+def _adts_copy(stream: str, out: Path) -> list[str]:
+    return ["-map", f"{stream}:a:0", "-c:a", "copy", "-map_metadata", "-1", "-f", "adts", str(out)]
 
 
 def _annexb_head(out: Path) -> list[str]:
@@ -652,7 +659,7 @@ def adts_argv(ffmpeg: str, sources: Sequence[tuple[Path, str]], paths: JoinPaths
     for path, demuxer in sources:
         argv += safe_input(path, demuxer, VIDEO_FORMATS)
     for n, (path, _) in enumerate(sources):
-        argv += ["-map", f"{n}:a:0", "-c:a", "copy", "-map_metadata", "-1", "-f", "adts", str(paths.adts(path))]
+        argv += _adts_copy(str(n), paths.adts(path))
     return argv
 
 

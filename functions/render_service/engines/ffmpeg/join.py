@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,8 +25,8 @@ from render_service.engines.ffmpeg.commands import (
     remux_argv,
     remux_concat_list,
 )
-from render_service.engines.ffmpeg.models import JoinedOutput, RenderPlan, StillKeys
-from render_service.engines.ffmpeg.probe import probe
+from render_service.engines.ffmpeg.models import JoinedOutput, MediaInfo, RenderPlan, StillKeys
+from render_service.engines.ffmpeg.probe import adts_beside, probe
 from render_service.engines.ffmpeg.runner import run_ffmpeg
 from render_service.engines.ffmpeg.stills import (
     STILLS_TIMEOUT_SECONDS,
@@ -212,7 +213,27 @@ def _publish(
         raise errors.EncodeFailed(
             f"joined output lasts {info.duration_seconds:.3f} s, planned {plan.duration_seconds:.3f} s"
         )
-    s3.upload_file(str(paths.output), bucket, dest_key, ExtraArgs={"ContentType": "video/mp4"})
+    # The upload and the stills' decode overlap: one is network, the other CPU.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload") as pool:
+        uploaded = pool.submit(
+            s3.upload_file, str(paths.output), bucket, dest_key, ExtraArgs={"ContentType": "video/mp4"}
+        )
+        made = _stills(plan, paths, info, s3=s3, bucket=bucket, settings=settings, stills=stills, rendered=rendered)
+        uploaded.result()
+    return JoinedOutput(**info.model_dump(), stills=made)
+
+
+def _stills(
+    plan: RenderPlan,
+    paths: JoinPaths,
+    info: MediaInfo,
+    *,
+    s3: S3Client,
+    bucket: str,
+    settings: Settings,
+    stills: StillKeys | None,
+    rendered: StillFrames | None,
+) -> StillKeys | None:
     made = None
     if stills is not None and rendered is not None:
         try:
@@ -234,7 +255,7 @@ def _publish(
             bucket=bucket,
             budget=limits.budget(settings, timeout=STILLS_TIMEOUT_SECONDS),
         )
-    return JoinedOutput(**info.model_dump(), stills=made)
+    return made
 
 
 def _splice_audio(plan: RenderPlan, paths: JoinPaths, settings: Settings) -> bool:
@@ -243,12 +264,15 @@ def _splice_audio(plan: RenderPlan, paths: JoinPaths, settings: Settings) -> boo
     assert plan.audio_copy is not None
     files = list(dict.fromkeys(paths.source(spec) for spec in plan.chunks))
     demuxers = {paths.source(spec): spec.sources[0].demuxer for spec in plan.chunks}
-    run_ffmpeg(
-        adts_argv(settings.ffmpeg, [(f, demuxers[f]) for f in files], paths),
-        timeout=ADTS_TIMEOUT_SECONDS,
-        budget=limits.budget(settings, timeout=ADTS_TIMEOUT_SECONDS),
-        what="copying the audio",
-    )
+    # Planning's scan copied the audio of the sources it kept (`adts_beside`); the rest here.
+    missing = [(f, demuxers[f]) for f in files if not paths.adts(f).exists()]
+    if missing:
+        run_ffmpeg(
+            adts_argv(settings.ffmpeg, missing, paths),
+            timeout=ADTS_TIMEOUT_SECONDS,
+            budget=limits.budget(settings, timeout=ADTS_TIMEOUT_SECONDS),
+            what="copying the audio",
+        )
     try:
         frames = {f: audio_copy.adts_frames(paths.adts(f).read_bytes()) for f in files}
         track = audio_copy.spliced([frames[paths.source(spec)] for spec in plan.chunks], plan.audio_copy)
@@ -271,6 +295,8 @@ def _remux_sources(plan: RenderPlan, paths: JoinPaths, s3: S3Client, local: Mapp
         ref = spec.sources[seg.source]
         if ref.key in local:
             sources.link_or_copy(local[ref.key], target)
+            if adts_beside(local[ref.key]).exists():
+                sources.link_or_copy(adts_beside(local[ref.key]), paths.adts(target))
             continue
         sources.fetch_s3(
             s3,

@@ -385,7 +385,11 @@ def inspect_source(local: Path, ref: SourceRef, mine: list[SourceUse], settings:
         _check_has_samples(local, demuxer, where, info, settings)
     packets = None
     if "clip" in kinds:
-        packets = _scan_cuts(local, demuxer, [u for u in mine if u.kind == "clip"], info.start_seconds, settings)
+        # The only audio a remux copies (plan._audio_copy): AAC-LC, which ADTS always holds.
+        aac = info.audio is not None and (info.audio.codec, info.audio.profile) == ("aac", "LC")
+        packets = _scan_cuts(
+            local, demuxer, [u for u in mine if u.kind == "clip"], info.start_seconds, settings, adts=aac
+        )
         # A declared audio stream with nothing in it is silence, not an input to wait on.
         has_audio = has_audio and packets.audio_packets > 0
     ref = ref.model_copy(update={"demuxer": demuxer, "has_audio": has_audio})
@@ -457,12 +461,13 @@ def cut_windows(cuts: list[tuple[float, float | None]]) -> list[tuple[float, flo
 
 
 def _scan_cuts(
-    local: Path, demuxer: str, clips: list[SourceUse], start_seconds: float, settings: Settings
+    local: Path, demuxer: str, clips: list[SourceUse], start_seconds: float, settings: Settings, *, adts: bool
 ) -> VideoPackets:
     """The video packets of the windows the clips cut, in decode order, and the audio found there.
 
     Each window is one bounded listing; a window that ends early has reached the end of the
-    video (`VideoPackets.complete`).
+    video (`VideoPackets.complete`). With `adts` (the audio is AAC), a listing of the whole file
+    also copies its audio packets beside it (`adts_beside`), for a remux to splice.
     """
     where = clips[0].where
     packets: list[Packet] = []
@@ -471,6 +476,7 @@ def _scan_cuts(
     time_base = Fraction(1, 1)
     first: VideoPackets | None = None
     spans = cut_windows([(u.trim, u.duration) for u in clips])
+    whole_file = len(spans) == 1 and spans[0][0] == 0
     for start, end in spans:
         try:
             window = scan_packets(
@@ -482,6 +488,7 @@ def _scan_cuts(
                 audio=True,
                 max_packets=limits.MAX_WINDOW_PACKETS,
                 h264_config=first is None,
+                adts=adts and whole_file,
             )
         except TooManyPackets as exc:
             raise errors.MediaTooLarge(
@@ -502,7 +509,7 @@ def _scan_cuts(
         # Packets carry the file's own timestamps; windows count from the file's start.
         complete = window.seconds(window.end_pts) - start_seconds < end - SCAN_TAIL_SECONDS / 2
     # Audio is timed for copying only from one listing of the whole file (a remux's clip).
-    whole = complete and len(spans) == 1 and spans[0][0] == 0
+    whole = complete and whole_file
     return VideoPackets(
         time_base=time_base,
         packets=packets,

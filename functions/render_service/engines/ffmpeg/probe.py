@@ -362,6 +362,7 @@ def scan_packets(
     audio: bool = False,
     max_packets: int | None = None,
     h264_config: bool = False,
+    adts: bool = False,
 ) -> VideoPackets:
     """List the first video stream's packets (no decoding) of a window. Raises ProbeError.
 
@@ -369,14 +370,23 @@ def scan_packets(
     start) and lasts `duration`; without them, the whole file. `audio` also counts the
     first audio stream's packets. More than `max_packets` video packets raise
     `TooManyPackets` (the run is stopped there, not read to the end). `h264_config` reads the
-    stream's decoder configuration in the same run (`VideoPackets.video_config`).
+    stream's decoder configuration in the same run (`VideoPackets.video_config`); `adts` copies
+    the first audio stream (which must be AAC) to `adts_beside(path)`.
     """
     reader = PacketReader(max_packets)
     heads = path.with_name(path.name + ".sps.h264") if h264_config else None
+    adts_out = adts_beside(path) if adts else None
     try:
         captured = run_capture(
             commands.packet_scan_argv(
-                settings.ffmpeg, path, demuxer, start=start, duration=duration, audio=audio, parameter_sets=heads
+                settings.ffmpeg,
+                path,
+                demuxer,
+                start=start,
+                duration=duration,
+                audio=audio,
+                parameter_sets=heads,
+                adts=adts_out,
             ),
             timeout=SCAN_TIMEOUT_SECONDS,
             budget=limits.budget(settings, timeout=SCAN_TIMEOUT_SECONDS),
@@ -387,12 +397,24 @@ def scan_packets(
         raise ProbeError("reading the video packets took too long") from exc
     finally:
         config = _config_from(heads) if heads is not None else None
+    if captured.returncode != 0 and adts_out is not None:
+        # The audio copy is an extra, never a reason to refuse a source: list it again without.
+        adts_out.unlink(missing_ok=True)
+        return scan_packets(
+            path, settings=settings, demuxer=demuxer, start=start, duration=duration, audio=audio,
+            max_packets=max_packets, h264_config=h264_config,
+        )  # fmt: skip
     if captured.returncode != 0:
         raise ProbeError(last_error_line(captured.stderr.splitlines()))
     packets = reader.result()
     if not packets.packets:
         raise ProbeError("no video frames")
     return replace(packets, video_config=config) if config is not None else packets
+
+
+def adts_beside(path: Path) -> Path:
+    """Where `scan_packets(adts=True)` copies a source's AAC packets as ADTS."""
+    return path.with_name(path.name + ".adts")
 
 
 def _config_from(heads: Path) -> str | None:
