@@ -127,7 +127,8 @@ def test_matching_whole_clips_are_remuxed_with_no_chunk_worker_and_no_poll(
     )["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
     # Straight from StartRender to FinalizeRender: no wait, no poll.
-    assert "PollRender" not in entered and "Wait for progress" not in entered
+    assert "PollRender" not in entered
+    assert "Wait for progress" not in entered
     assert entered[entered.index("StartRender") :][:3] == ["StartRender", "Render done?", "FinalizeRender"]
     started = next(
         json.loads(e["stateExitedEventDetails"]["output"])
