@@ -9,8 +9,15 @@ from typing import Any
 import pytest
 
 from render_service import errors
-from render_service.engines.ffmpeg import audio_copy, probe
-from render_service.engines.ffmpeg.probe import ProbeError, adts_beside, inspect, scan_packets
+from render_service.engines.ffmpeg import audio_copy, commands, probe
+from render_service.engines.ffmpeg.probe import (
+    PixelsExceeded,
+    ProbeError,
+    adts_beside,
+    inspect,
+    inspect_and_scan,
+    scan_packets,
+)
 
 
 def test_probe_describes_a_clip(media: Any, settings: Any) -> None:
@@ -67,3 +74,38 @@ def test_an_audio_copy_that_fails_never_fails_the_scan(media: Any, settings: Any
 
     assert packets.frame_count == 30
     assert not adts_beside(path).exists()
+
+
+def test_one_run_inspects_and_lists_as_the_two_steps_would(media: Any, settings: Any, tmp_path: Any) -> None:
+    path = tmp_path / "clip.mp4"
+    shutil.copyfile(media.clip("merged-src", seconds=2.0, keyint=15), path)
+    formats = commands.VIDEO_FORMATS
+    merged = inspect_and_scan(
+        path, settings=settings, formats=formats, max_pixels=settings.max_video_pixels, start=None, duration=None,
+        max_packets=None, adts=True,
+    )  # fmt: skip
+    assert merged is not None
+    info, packets = merged
+    assert info == inspect(path, settings=settings, formats=formats)
+    alone = scan_packets(path, settings=settings, demuxer="mov", audio=True, h264_config=True)
+    assert (packets.packets, packets.audio, packets.video_config) == (alone.packets, alone.audio, alone.video_config)
+    assert adts_beside(path).exists()
+
+
+def test_anything_unusual_leaves_the_two_steps_to_say_what(media: Any, settings: Any, tmp_path: Any) -> None:
+    def merged(path: Any, max_pixels: int) -> Any:
+        return inspect_and_scan(
+            path, settings=settings, formats=commands.VIDEO_FORMATS, max_pixels=max_pixels, start=None,
+            duration=None, max_packets=None, adts=True,
+        )  # fmt: skip
+
+    silent = tmp_path / "silent.mp4"
+    shutil.copyfile(media.clip("merged-silent", seconds=1.0, audio=False), silent)
+    assert merged(silent, settings.max_video_pixels) is None  # no audio to copy: the run fails
+    big = tmp_path / "big.mp4"
+    shutil.copyfile(media.clip("merged-big", seconds=1.0, size="640x360"), big)
+    assert merged(big, 320 * 180) is None  # over the bound
+    with pytest.raises(PixelsExceeded):
+        inspect(big, settings=settings, max_pixels=320 * 180)
+    assert merged(media.garbage("merged-junk.mp4"), settings.max_video_pixels) is None
+    assert not any(p.name.endswith((".adts", ".h264")) for p in tmp_path.iterdir())

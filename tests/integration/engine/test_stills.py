@@ -148,3 +148,32 @@ def test_a_single_chunk_rendered_inline_takes_its_stills_from_its_own_run(
     poster, thumbnail = look(download(s3, KEYS.poster, tmp_path)), look(download(s3, KEYS.thumbnail, tmp_path))
     assert (poster.width, poster.height, thumbnail.width, thumbnail.height) == (1280, 720, 320, 180)
     assert poster.spread > 5  # the title's text, faded in (a black frame: 0)
+
+
+def test_a_remux_takes_its_stills_from_its_clips_while_it_runs(
+    render: Any, media: Any, upload: Any, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = {"size": "1280x720", "seconds": 2.0, "keyint": 30, "preset": "superfast"}
+    red, pattern = (upload(media.clip("hd-red", color="red", **common)),
+                    upload(media.clip("hd-pattern", tone=660, **common)))  # fmt: skip
+    opened: list[str] = []
+    real = stills._run
+
+    def spy(argv: list[str], what: str, *rest: Any) -> bytes:
+        opened.extend(argv[i + 1] for i, arg in enumerate(argv) if arg == "-i")
+        return real(argv, what, *rest)
+
+    monkeypatch.setattr(stills, "_run", spy)
+    scenes = [{"type": "clip", "src": src} for src in (red, pattern, red)]
+    rendered = render({"timeline": {"scenes": scenes}, "output": {"resolution": "720p"}}, render_id="r-stills",
+                      stills=KEYS)  # fmt: skip
+
+    assert rendered.plan.remux
+    assert rendered.info.stills == KEYS
+    # Candidates at 1.2, 2.1, 3.0, 3.9 and 4.8 s of the output: red, the pattern three times, red.
+    assert len(opened) == 5
+    assert all(Path(p).name.startswith("source-") for p in opened)  # the clips, not the output
+    assert len(set(opened)) == 2
+    poster = look(download(s3, KEYS.poster, tmp_path))
+    assert (poster.width, poster.height) == (1280, 720)
+    assert poster.spread > 5  # the pattern, not a uniform red frame

@@ -113,19 +113,13 @@ def probe_argv(ffmpeg: str, path: Path, formats: Sequence[str], *, max_pixels: i
     # No output file: ffmpeg prints the input description and exits 1, which is expected.
     # -max_pixels reaches the decoders avformat_find_stream_info opens, so the probe never
     # decodes a picture larger than the bound just to learn its pixel format.
-    return [
-        ffmpeg,
-        "-hide_banner",
-        "-nostdin",
-        "-max_pixels",
-        str(max_pixels),
-        "-protocol_whitelist",
-        "file,pipe",
-        "-format_whitelist",
-        ",".join(formats),
-        "-i",
-        str(path),
-    ]
+    return [ffmpeg, "-hide_banner", "-nostdin", *_probe_input(path, formats, max_pixels)]
+
+
+def _probe_input(path: Path, formats: Sequence[str], max_pixels: int) -> list[str]:
+    """Open a file not probed yet: files and pipes only, allowed demuxers only, pictures bounded."""
+    return ["-max_pixels", str(max_pixels), "-protocol_whitelist", "file,pipe", "-format_whitelist",
+            ",".join(formats), "-i", str(path)]  # fmt: skip
 
 
 def packet_scan_argv(
@@ -138,6 +132,7 @@ def packet_scan_argv(
     audio: bool = False,
     parameter_sets: Path | None = None,
     adts: Path | None = None,
+    probing: tuple[Sequence[str], int] | None = None,
 ) -> list[str]:
     """framecrc of a stream copy lists packets' timestamps and flags without decoding.
 
@@ -146,6 +141,8 @@ def packet_scan_argv(
     the same run also writes the window's first video packet there in Annex B form, which puts
     the stream's SPS and PPS in front of it (see h264.py). With `adts`, it also copies the first
     audio stream's packets there as ADTS, for a remux that copies the audio (audio_copy.py).
+    With `probing` (allowed demuxers, max pixels), the file is opened the way `probe_argv` opens
+    it, not as a known demuxer, and its description is logged as `ffmpeg -i` prints it.
     """
     window: list[str] = ["-copyts"]
     if start:
@@ -153,14 +150,17 @@ def packet_scan_argv(
     if duration is not None:
         window += ["-t", f"{duration:.6f}"]
     maps = ["-map", "0:v:0"] + (["-map", "0:a:0?"] if audio else [])
+    if probing is None:
+        opening = ["-loglevel", "error", *safe_input(path, demuxer, ALL_FORMATS)]
+    else:
+        formats, max_pixels = probing
+        opening = ["-nostats", *_probe_input(path, formats, max_pixels)]
     return [
         ffmpeg,
         "-hide_banner",
         "-nostdin",
-        "-loglevel",
-        "error",
         *window,
-        *safe_input(path, demuxer, ALL_FORMATS),
+        *opening,
         *maps,
         "-c",
         "copy",

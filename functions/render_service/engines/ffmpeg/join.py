@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import bisect
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
@@ -30,6 +31,9 @@ from render_service.engines.ffmpeg.probe import adts_beside, probe
 from render_service.engines.ffmpeg.runner import run_ffmpeg
 from render_service.engines.ffmpeg.stills import (
     STILLS_TIMEOUT_SECONDS,
+    Picture,
+    Stills,
+    capture,
     from_rendered,
     make_and_upload,
     thumbnail_size,
@@ -184,14 +188,45 @@ def _finish(
     else:
         paths.concat_list.write_text(concat_list([paths.chunk(i) for i in range(len(plan.chunks))]))
         argv = join_argv(plan, paths, ffmpeg=settings.ffmpeg)
-    run_ffmpeg(
-        argv,
-        timeout=timeout_seconds,
-        budget=limits.budget(settings, timeout=timeout_seconds),
-        cancelled=cancelled,
-        what="join",
-    )
-    return _publish(plan, paths, dest_key, s3=s3, bucket=bucket, settings=settings, stills=stills)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stills") as pool:
+        # A remux copies its clips' pictures as they are, so its stills come from the clips while
+        # it runs (a stream copy: disk, not CPU), rather than from the output after it.
+        early = pool.submit(_remux_stills, plan, paths, settings) if plan.remux and stills is not None else None
+        run_ffmpeg(
+            argv,
+            timeout=timeout_seconds,
+            budget=limits.budget(settings, timeout=timeout_seconds),
+            cancelled=cancelled,
+            what="join",
+        )
+        captured = early.result() if early is not None else None
+    return _publish(plan, paths, dest_key, s3=s3, bucket=bucket, settings=settings, stills=stills, captured=captured)
+
+
+def _remux_stills(plan: RenderPlan, paths: JoinPaths, settings: Settings) -> Stills | None:
+    """The poster and thumbnail of a remux, from its clips (best effort, like `make_and_upload`)."""
+    starts = [spec.start_frame / plan.fps for spec in plan.chunks]
+
+    def locate(at: float) -> Picture:
+        k = max(bisect.bisect_right(starts, at) - 1, 0)
+        spec = plan.chunks[k]
+        return Picture(paths.source(spec), spec.sources[0].demuxer, at - starts[k])
+
+    out_dir = paths.root / "stills"
+    out_dir.mkdir(exist_ok=True)
+    try:
+        return capture(
+            locate,
+            duration_seconds=plan.duration_seconds,
+            width=plan.width,
+            height=plan.height,
+            out_dir=out_dir,
+            ffmpeg=settings.ffmpeg,
+            budget=limits.budget(settings, timeout=STILLS_TIMEOUT_SECONDS),
+        )
+    except (errors.RenderFailure, OSError):
+        logger.exception("could not make the poster and thumbnail", extra={"render_id": plan.render_id})
+        return None
 
 
 def _publish(
@@ -204,9 +239,10 @@ def _publish(
     settings: Settings,
     stills: StillKeys | None,
     rendered: StillFrames | None = None,
+    captured: Stills | None = None,
 ) -> JoinedOutput:
     """The finished `paths.output`: probed and checked against the plan, uploaded, its stills made
-    (picked from the candidates the render wrote, when it wrote them)."""
+    (picked from the candidates the render wrote, when it wrote them, or `captured` already)."""
     info = probe(paths.output, settings=settings)
     # The Duration line has 10 ms resolution; anything beyond a frame is a bug, not a rounding.
     if abs(info.duration_seconds - plan.duration_seconds) > 1 / plan.fps + 0.011:
@@ -218,7 +254,10 @@ def _publish(
         uploaded = pool.submit(
             s3.upload_file, str(paths.output), bucket, dest_key, ExtraArgs={"ContentType": "video/mp4"}
         )
-        made = _stills(plan, paths, info, s3=s3, bucket=bucket, settings=settings, stills=stills, rendered=rendered)
+        made = _stills(
+            plan, paths, info, s3=s3, bucket=bucket, settings=settings, stills=stills, rendered=rendered,
+            captured=captured,
+        )  # fmt: skip
         uploaded.result()
     return JoinedOutput(**info.model_dump(), stills=made)
 
@@ -233,9 +272,12 @@ def _stills(
     settings: Settings,
     stills: StillKeys | None,
     rendered: StillFrames | None,
+    captured: Stills | None,
 ) -> StillKeys | None:
     made = None
-    if stills is not None and rendered is not None:
+    if stills is not None and captured is not None:
+        made = upload_stills(captured, stills, s3=s3, bucket=bucket)
+    elif stills is not None and rendered is not None:
         try:
             made = upload_stills(
                 from_rendered(rendered.out_dir, rendered.frames, plan.fps), stills, s3=s3, bucket=bucket

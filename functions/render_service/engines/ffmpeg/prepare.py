@@ -46,6 +46,7 @@ from render_service.engines.ffmpeg.probe import (
     VideoPackets,
     count_audio_packets,
     inspect,
+    inspect_and_scan,
     scan_packets,
     video_config,
 )
@@ -363,8 +364,20 @@ def inspect_source(local: Path, ref: SourceRef, mine: list[SourceUse], settings:
     if "soundtrack" in kinds:
         formats += commands.AUDIO_FORMATS
     max_pixels = settings.max_image_pixels if "image" in kinds else settings.max_video_pixels
+    clips = [u for u in mine if u.kind == "clip"]
+    first = None
+    if kinds == {"clip"}:
+        (start, end), *_ = cut_windows([(u.trim, u.duration) for u in clips])
+        first = inspect_and_scan(
+            local, settings=settings, formats=formats, max_pixels=max_pixels, start=start, duration=end - start,
+            max_packets=limits.MAX_WINDOW_PACKETS, adts=_whole_file(clips),
+        )  # fmt: skip
     try:
-        info: Probe = inspect(local, settings=settings, formats=tuple(dict.fromkeys(formats)), max_pixels=max_pixels)
+        info: Probe = (
+            first[0]
+            if first is not None
+            else inspect(local, settings=settings, formats=tuple(dict.fromkeys(formats)), max_pixels=max_pixels)
+        )
     except PixelsExceeded as exc:
         kind = "image" if "image" in kinds else "video"
         raise _too_many_pixels(where, kind, exc.width, exc.height, settings) from None
@@ -388,7 +401,7 @@ def inspect_source(local: Path, ref: SourceRef, mine: list[SourceUse], settings:
         # The only audio a remux copies (plan._audio_copy): AAC-LC, which ADTS always holds.
         aac = info.audio is not None and (info.audio.codec, info.audio.profile) == ("aac", "LC")
         packets = _scan_cuts(
-            local, demuxer, [u for u in mine if u.kind == "clip"], info.start_seconds, settings, adts=aac
+            local, demuxer, clips, info.start_seconds, settings, adts=aac, listed=first[1] if first else None
         )
         # A declared audio stream with nothing in it is silence, not an input to wait on.
         has_audio = has_audio and packets.audio_packets > 0
@@ -460,14 +473,28 @@ def cut_windows(cuts: list[tuple[float, float | None]]) -> list[tuple[float, flo
     return merged
 
 
+def _whole_file(clips: list[SourceUse]) -> bool:
+    """Whether the clips' cuts are read in one listing from the file's start."""
+    spans = cut_windows([(u.trim, u.duration) for u in clips])
+    return len(spans) == 1 and spans[0][0] == 0
+
+
 def _scan_cuts(
-    local: Path, demuxer: str, clips: list[SourceUse], start_seconds: float, settings: Settings, *, adts: bool
+    local: Path,
+    demuxer: str,
+    clips: list[SourceUse],
+    start_seconds: float,
+    settings: Settings,
+    *,
+    adts: bool,
+    listed: VideoPackets | None = None,
 ) -> VideoPackets:
     """The video packets of the windows the clips cut, in decode order, and the audio found there.
 
     Each window is one bounded listing; a window that ends early has reached the end of the
     video (`VideoPackets.complete`). With `adts` (the audio is AAC), a listing of the whole file
-    also copies its audio packets beside it (`adts_beside`), for a remux to splice.
+    also copies its audio packets beside it (`adts_beside`), for a remux to splice. `listed` is
+    the first window's listing when `inspect_and_scan` made it already.
     """
     where = clips[0].where
     packets: list[Packet] = []
@@ -476,31 +503,34 @@ def _scan_cuts(
     time_base = Fraction(1, 1)
     first: VideoPackets | None = None
     spans = cut_windows([(u.trim, u.duration) for u in clips])
-    whole_file = len(spans) == 1 and spans[0][0] == 0
-    for start, end in spans:
-        try:
-            window = scan_packets(
-                local,
-                settings=settings,
-                demuxer=demuxer,
-                start=start,
-                duration=end - start,
-                audio=True,
-                max_packets=limits.MAX_WINDOW_PACKETS,
-                h264_config=first is None,
-                adts=adts and whole_file,
-            )
-        except TooManyPackets as exc:
-            raise errors.MediaTooLarge(
-                f"{where}: {exc} within {end - start:.0f} s of the cut; at most {limits.MAX_WINDOW_PACKETS}"
-            ) from None
-        except ProbeError as exc:
-            if start > 0 and str(exc) == "no video frames":
-                complete = True  # the cut starts past the end; planning says so, with the numbers
-                continue
-            raise errors.SourceInvalid(f"{where}: the video cannot be read ({exc})") from None
-        except errors.ResourceLimitExceeded as exc:
-            raise errors.ResourceLimitExceeded(f"{where}: {exc.message}") from None
+    whole_file = _whole_file(clips)
+    for n, (start, end) in enumerate(spans):
+        if n == 0 and listed is not None:
+            window = listed
+        else:
+            try:
+                window = scan_packets(
+                    local,
+                    settings=settings,
+                    demuxer=demuxer,
+                    start=start,
+                    duration=end - start,
+                    audio=True,
+                    max_packets=limits.MAX_WINDOW_PACKETS,
+                    h264_config=first is None,
+                    adts=adts and whole_file,
+                )
+            except TooManyPackets as exc:
+                raise errors.MediaTooLarge(
+                    f"{where}: {exc} within {end - start:.0f} s of the cut; at most {limits.MAX_WINDOW_PACKETS}"
+                ) from None
+            except ProbeError as exc:
+                if start > 0 and str(exc) == "no video frames":
+                    complete = True  # the cut starts past the end; planning says so, with the numbers
+                    continue
+                raise errors.SourceInvalid(f"{where}: the video cannot be read ({exc})") from None
+            except errors.ResourceLimitExceeded as exc:
+                raise errors.ResourceLimitExceeded(f"{where}: {exc.message}") from None
         time_base = window.time_base
         first = first or window
         last = packets[-1].dts if packets else None

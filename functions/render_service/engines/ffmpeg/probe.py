@@ -412,6 +412,55 @@ def scan_packets(
     return replace(packets, video_config=config) if config is not None else packets
 
 
+def inspect_and_scan(
+    path: Path,
+    *,
+    settings: Settings,
+    formats: tuple[str, ...],
+    max_pixels: int,
+    start: float | None,
+    duration: float | None,
+    max_packets: int | None,
+    adts: bool,
+) -> tuple[Probe, VideoPackets] | None:
+    """`inspect` and the first window of `scan_packets(audio=True, h264_config=True)` in one
+    ffmpeg run, for a clip: a process less per source. The file is opened as `inspect` opens it
+    (the allowed demuxers, `-max_pixels`) and described from the same run's log.
+
+    None whenever that run does not simply succeed (a picture over the bound, no video or no
+    ADTS-able audio, a read error, too many packets): the caller then takes the two steps one
+    by one, whose errors say what is wrong, exactly as they would have.
+    """
+    reader = PacketReader(max_packets)
+    heads = path.with_name(path.name + ".sps.h264")
+    adts_out = adts_beside(path) if adts else None
+    argv = commands.packet_scan_argv(
+        settings.ffmpeg, path, "", start=start, duration=duration, audio=True, parameter_sets=heads,
+        adts=adts_out, probing=(formats, max_pixels),
+    )  # fmt: skip
+    try:
+        captured = run_capture(
+            argv,
+            timeout=SCAN_TIMEOUT_SECONDS,
+            budget=limits.budget(settings, timeout=SCAN_TIMEOUT_SECONDS),
+            on_line=reader.feed,
+            what="reading the video packets",
+        )
+        config = _config_from(heads)
+        if captured.returncode != 0 or _MAX_PIXELS.search(captured.stderr):
+            raise ProbeError("not as simple as one run")
+        info = parse_probe(captured.stderr)
+        packets = reader.result()
+        if not packets.packets:
+            raise ProbeError("no video frames")
+    except (ProbeError, subprocess.TimeoutExpired, errors.ResourceLimitExceeded):
+        heads.unlink(missing_ok=True)
+        if adts_out is not None:
+            adts_out.unlink(missing_ok=True)
+        return None
+    return info, (replace(packets, video_config=config) if config is not None else packets)
+
+
 def adts_beside(path: Path) -> Path:
     """Where `scan_packets(adts=True)` copies a source's AAC packets as ADTS."""
     return path.with_name(path.name + ".adts")

@@ -1,4 +1,5 @@
-"""A poster frame and a thumbnail from a finished MP4, whichever engine made it.
+"""A poster frame and a thumbnail from a finished MP4, whichever engine made it, or from the
+clips a remux is copying into one (`Locate`: where each of its pictures is).
 
 Cost is what matters here: this runs inside the step that finalizes every render. With `-ss`
 before `-i` and `-noaccurate_seek`, ffmpeg seeks to the keyframe at or before a timestamp and
@@ -23,6 +24,7 @@ when a keyframe has content.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,19 +91,39 @@ def thumbnail_size(width: int, height: int) -> tuple[int, int]:
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-def _seek(video: Path, at: float, *, accurate: bool) -> list[str]:
-    demuxer, formats = _MP4
-    return [*([] if accurate else ["-noaccurate_seek"]), "-ss", f"{at:.3f}", *safe_input(video, demuxer, formats)]
+@dataclass(frozen=True)
+class Picture:
+    """Where the picture at some time of the video is read: a file, its demuxer, a time in it."""
+
+    video: Path
+    demuxer: str
+    seconds: float
+
+
+Locate = Callable[[float], Picture]
+"""The picture at a time of the video: in the MP4 itself, or (a remux not yet written) in its clips."""
+
+
+def in_file(video: Path) -> Locate:
+    demuxer, _ = _MP4
+    return lambda at: Picture(video, demuxer, at)
+
+
+def _seek(picture: Picture, *, accurate: bool) -> list[str]:
+    seek = [*([] if accurate else ["-noaccurate_seek"]), "-ss", f"{picture.seconds:.3f}"]
+    # The one demuxer forced is the only one allowed: nothing inside the file opens another.
+    return [*seek, *safe_input(picture.video, picture.demuxer, (picture.demuxer,))]
 
 
 def candidates_argv(
-    ffmpeg: str, video: Path, times: list[float], *, accurate: bool, thumb: tuple[int, int], out_dir: Path
+    ffmpeg: str, video: Path | Locate, times: list[float], *, accurate: bool, thumb: tuple[int, int], out_dir: Path
 ) -> list[str]:
     """One run for every candidate: its 64x36 grey measure (stacked, raw on stdout) and its poster
     and thumbnail JPEGs (`poster-<i>.jpg`, `thumbnail-<i>.jpg`), so the winner needs no second decode."""
     argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    locate = in_file(video) if isinstance(video, Path) else video
     for at in times:
-        argv += _seek(video, at, accurate=accurate)
+        argv += _seek(locate(at), accurate=accurate)
     chains, outputs = [], []
     image = ["-frames:v", "1", "-update", "1", "-f", "image2"]
     for i in range(len(times)):
@@ -142,7 +164,7 @@ def _run(argv: list[str], what: str, budget: limits.Budget | None = None) -> byt
 
 def _variances(
     ffmpeg: str,
-    video: Path,
+    video: Path | Locate,
     times: list[float],
     *,
     accurate: bool,
@@ -159,7 +181,7 @@ def _variances(
 
 
 def capture(
-    video: Path,
+    video: Path | Locate,
     *,
     duration_seconds: float,
     width: int,
@@ -169,6 +191,9 @@ def capture(
     budget: limits.Budget | None = None,
 ) -> Stills:
     """Writes `poster.jpg` (width x height) and `thumbnail.jpg` into `out_dir` from a representative frame.
+
+    `video` is the MP4, or where each of its pictures is (`Locate`): a remux's stills are taken
+    from its clips while the remux runs, since it copies their packets as they are.
 
     Each ffmpeg runs under `budget` (default: the deployed functions', see `limits.py`)."""
     times = candidate_times(duration_seconds)
