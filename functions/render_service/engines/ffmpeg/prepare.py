@@ -365,17 +365,17 @@ def inspect_source(local: Path, ref: SourceRef, mine: list[SourceUse], settings:
         formats += commands.AUDIO_FORMATS
     max_pixels = settings.max_image_pixels if "image" in kinds else settings.max_video_pixels
     clips = [u for u in mine if u.kind == "clip"]
-    first = None
+    merged = None
     if kinds == {"clip"}:
         (start, end), *_ = cut_windows([(u.trim, u.duration) for u in clips])
-        first = inspect_and_scan(
+        merged = inspect_and_scan(
             local, settings=settings, formats=formats, max_pixels=max_pixels, start=start, duration=end - start,
             max_packets=limits.MAX_WINDOW_PACKETS, adts=_whole_file(clips),
         )  # fmt: skip
     try:
         info: Probe = (
-            first[0]
-            if first is not None
+            merged[0]
+            if merged is not None
             else inspect(local, settings=settings, formats=tuple(dict.fromkeys(formats)), max_pixels=max_pixels)
         )
     except PixelsExceeded as exc:
@@ -401,7 +401,7 @@ def inspect_source(local: Path, ref: SourceRef, mine: list[SourceUse], settings:
         # The only audio a remux copies (plan._audio_copy): AAC-LC, which ADTS always holds.
         aac = info.audio is not None and (info.audio.codec, info.audio.profile) == ("aac", "LC")
         packets = _scan_cuts(
-            local, demuxer, clips, info.start_seconds, settings, adts=aac, listed=first[1] if first else None
+            local, demuxer, clips, info.start_seconds, settings, adts=aac, listed=merged[1] if merged else None
         )
         # A declared audio stream with nothing in it is silence, not an input to wait on.
         has_audio = has_audio and packets.audio_packets > 0
