@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
@@ -48,6 +49,7 @@ MAX_CHUNK_ATTEMPTS = 3
 # Progress bands: preparing 0-5, chunks 5-90, joining 90-100.
 _RENDER_START, _RENDER_END = 5, 90
 _INLINE_PROGRESS_SECONDS = 2.0
+_DISPATCH_THREADS = 8
 # Safe mode (after ffmpeg itself failed) renders one step down the quality ladder.
 _SAFER_QUALITY = {Quality.high: Quality.medium, Quality.medium: Quality.low, Quality.low: Quality.low}
 
@@ -134,9 +136,10 @@ class Steps:
                 for spec in plan.chunks
             ]
         )
-        for chunk in self.renders.list_chunks(render_id, render_attempt=job.attempts):
-            if chunk.attempts == 0:
-                self._dispatch(chunk, attempt=1)
+        fresh = [c for c in self.renders.list_chunks(render_id, render_attempt=job.attempts) if c.attempts == 0]
+        # A few at once: each is a conditional write and an async invoke, 40 of them for 10 minutes.
+        with ThreadPoolExecutor(max_workers=_DISPATCH_THREADS, thread_name_prefix="dispatch") as pool:
+            list(pool.map(lambda chunk: self._dispatch(chunk, attempt=1), fresh))
         self.renders.record_progress(render_id, _RENDER_START, Phase.rendering)
         logger.info(
             "render planned",

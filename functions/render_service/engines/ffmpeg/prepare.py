@@ -110,23 +110,10 @@ class Prepared:
 
     def stage(self, s3: S3Client, bucket: str) -> RenderPlan:
         """Put every source the plan's chunk workers read into work/<renderId>/sources/, and pin
-        the plan's references to the versions written."""
-        etags: dict[str, str | None] = {}
-        for stage in self.stages:
-            if stage.copy_from is None:
-                s3.upload_file(str(stage.local), bucket, stage.key)
-                etags[stage.key] = s3.head_object(Bucket=bucket, Key=stage.key).get("ETag")
-                continue
-            try:
-                copied = s3.copy_object(
-                    Bucket=bucket,
-                    Key=stage.key,
-                    CopySource={"Bucket": stage.copy_from.bucket, "Key": stage.copy_from.key},
-                    CopySourceIfMatch=stage.etag or "*",
-                )
-            except ClientError as exc:
-                raise errors.SourceUnavailable(f"{stage.key}: changed or disappeared while the render started") from exc
-            etags[stage.key] = copied["CopyObjectResult"].get("ETag")
+        the plan's references to the versions written (a few at once; the first failure, in
+        timeline order, is raised)."""
+        with ThreadPoolExecutor(max_workers=PARALLEL_SOURCES, thread_name_prefix="stage") as pool:
+            etags = dict(pool.map(lambda stage: (stage.key, _stage_one(stage, s3, bucket)), self.stages))
 
         def pin(ref: SourceRef) -> SourceRef:
             return ref.model_copy(update={"etag": etags[ref.key]}) if ref.key in etags else ref
@@ -140,6 +127,23 @@ class Prepared:
             update={"chunks": chunks, "soundtrack": soundtrack, "staged_keys": [s.key for s in self.stages]}
         )
         return self.plan
+
+
+def _stage_one(stage: Stage, s3: S3Client, bucket: str) -> str | None:
+    """One source into work/<renderId>/sources/; the ETag of what was written."""
+    if stage.copy_from is None:
+        s3.upload_file(str(stage.local), bucket, stage.key)
+        return s3.head_object(Bucket=bucket, Key=stage.key).get("ETag")
+    try:
+        copied = s3.copy_object(
+            Bucket=bucket,
+            Key=stage.key,
+            CopySource={"Bucket": stage.copy_from.bucket, "Key": stage.copy_from.key},
+            CopySourceIfMatch=stage.etag or "*",
+        )
+    except ClientError as exc:
+        raise errors.SourceUnavailable(f"{stage.key}: changed or disappeared while the render started") from exc
+    return copied["CopyObjectResult"].get("ETag")
 
 
 def plan_render(
