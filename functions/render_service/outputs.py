@@ -6,10 +6,28 @@ objects for the same time, and none past the output's expiry (see retention.py).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from render_service import clients, links, retention, storage
 from render_service.models import api
-from render_service.models.jobs import RenderJob, RenderStatus
+from render_service.models.jobs import OutputObject, RenderJob, RenderStatus
 from render_service.settings import Settings
+
+if TYPE_CHECKING:
+    from render_service.engines.ffmpeg.models import JoinedOutput
+
+
+def made(key: str, info: JoinedOutput) -> OutputObject:
+    """The MP4 either engine made at `key` (with its stills, if any), as the job records it."""
+    return OutputObject(
+        key=key,
+        size_bytes=info.size_bytes,
+        duration_seconds=info.duration_seconds,
+        width=info.width,
+        height=info.height,
+        poster_key=info.stills.poster if info.stills else None,
+        thumbnail_key=info.stills.thumbnail if info.stills else None,
+    )
 
 
 def view(job: RenderJob, settings: Settings, *, check_output: bool = False) -> api.OutputView | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from render_service import clients, errors, storage
+from render_service import clients, errors, outputs, storage
 from render_service.data.renders import RenderRepository
 from render_service.engines import remotion as engine
 from render_service.engines.ffmpeg import stills
@@ -109,15 +109,7 @@ class RemotionSteps:
             stills=stills.keys_for(job.user_id, job.render_id),
         )
         logger.info("remotion output delivered", extra={"render_id": job.render_id, "bytes": info.size_bytes})
-        return OutputObject(
-            key=key,
-            size_bytes=info.size_bytes,
-            duration_seconds=info.duration_seconds,
-            width=info.width,
-            height=info.height,
-            poster_key=info.stills.poster if info.stills else None,
-            thumbnail_key=info.stills.thumbnail if info.stills else None,
-        )
+        return outputs.made(key, info)
 
     # --- endings ---------------------------------------------------------------------------
 

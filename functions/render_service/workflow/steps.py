@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from render_service import clients, errors, storage
+from render_service import clients, errors, outputs, storage
 from render_service.engines import ffmpeg as engine
 from render_service.engines.ffmpeg import stills
 from render_service.lifecycle import Lifecycle, lifecycle
@@ -124,18 +124,7 @@ class Steps:
                 return self._render_inline(job, prepared, s3)
             plan = _for_attempt(prepared.stage(s3, self.settings.bucket_name), job.attempts)
         self._put_plan(plan)
-        self.renders.put_chunks(
-            [
-                Chunk(
-                    render_id=render_id,
-                    render_attempt=job.attempts,
-                    index=spec.index,
-                    frames=spec.frames,
-                    spec=spec.model_dump_json(),
-                )
-                for spec in plan.chunks
-            ]
-        )
+        self.renders.put_chunks(_chunk_items(plan))
         fresh = [c for c in self.renders.list_chunks(render_id, render_attempt=job.attempts) if c.attempts == 0]
         # A few at once: each is a conditional write and an async invoke, 40 of them for 10 minutes.
         with ThreadPoolExecutor(max_workers=_DISPATCH_THREADS, thread_name_prefix="dispatch") as pool:
@@ -193,23 +182,9 @@ class Steps:
             stills=stills.keys_for(job.user_id, render_id),
             cancelled=render_ended(self.renders, render_id),
         )
-        output = _output_object(storage.output_key(job.user_id, render_id), info)
+        output = outputs.made(storage.output_key(job.user_id, render_id), info)
         self._put_plan(plan, output)
-        self.renders.put_chunks(
-            [
-                Chunk(
-                    render_id=render_id,
-                    render_attempt=job.attempts,
-                    index=spec.index,
-                    frames=spec.frames,
-                    spec=spec.model_dump_json(),
-                    status=ChunkStatus.done,
-                    frames_done=spec.frames,
-                    key=output.key,
-                )
-                for spec in plan.chunks
-            ]
-        )
+        self.renders.put_chunks(_chunk_items(plan, made=output.key))
         self.renders.record_progress(render_id, _RENDER_END, Phase.finalizing)
         logger.info(
             "render made inline",
@@ -320,7 +295,7 @@ class Steps:
             stills=stills.keys_for(job.user_id, render_id),
             cancelled=render_ended(self.renders, render_id),
         )
-        output = _output_object(key, info)
+        output = outputs.made(key, info)
         logger.info("render joined", extra={"render_id": render_id, "bytes": info.size_bytes})
         return _output_result(output)
 
@@ -351,16 +326,22 @@ def _for_attempt(plan: engine.RenderPlan, attempt: int) -> engine.RenderPlan:
     return plan.model_copy(update={"chunks": [c.model_copy(update={"render_attempt": attempt}) for c in plan.chunks]})
 
 
-def _output_object(key: str, info: engine.JoinedOutput) -> OutputObject:
-    return OutputObject(
-        key=key,
-        size_bytes=info.size_bytes,
-        duration_seconds=info.duration_seconds,
-        width=info.width,
-        height=info.height,
-        poster_key=info.stills.poster if info.stills else None,
-        thumbnail_key=info.stills.thumbnail if info.stills else None,
-    )
+def _chunk_items(plan: engine.RenderPlan, made: str | None = None) -> list[Chunk]:
+    """The plan's chunk items, to dispatch; or, with `made` (an output StartRender rendered
+    itself), done at birth with that key, for FinalizeRender to find every chunk done."""
+    return [
+        Chunk(
+            render_id=plan.render_id,
+            render_attempt=spec.render_attempt,
+            index=spec.index,
+            frames=spec.frames,
+            spec=spec.model_dump_json(),
+            status=ChunkStatus.pending if made is None else ChunkStatus.done,
+            frames_done=0 if made is None else spec.frames,
+            key=made,
+        )
+        for spec in plan.chunks
+    ]
 
 
 def _output_result(output: OutputObject) -> OutputResult:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from render_service import errors, sources, storage
 from render_service.engines.ffmpeg import limits, titles
 from render_service.engines.ffmpeg.commands import ChunkPaths, PixelBounds, StillFrames, chunk_argv
-from render_service.engines.ffmpeg.models import ChunkSpec
+from render_service.engines.ffmpeg.models import ChunkSpec, SourceRef
 from render_service.engines.ffmpeg.probe import ProbeError, scan_packets
 from render_service.engines.ffmpeg.runner import run_ffmpeg
 from render_service.settings import Settings
@@ -69,6 +69,19 @@ def render_chunk(
         shutil.rmtree(paths.root, ignore_errors=True)
 
 
+def place_source(ref: SourceRef, target: Path, *, s3: S3Client, local: Mapping[str, Path], where: str) -> bool:
+    """A planned source at `target`: linked from the file planning fetched in the same step
+    (`Prepared.local`, by key) when it kept one, else fetched again, pinned to the version planned.
+    True when it was the kept file."""
+    if ref.key in local:
+        sources.link_or_copy(local[ref.key], target)
+        return True
+    sources.fetch_s3(
+        s3, ref.bucket, ref.key, target, max_bytes=max(ref.size_bytes, 1), where=where, etag=ref.etag
+    )  # fmt: skip
+    return False
+
+
 def encode_chunk(
     spec: ChunkSpec,
     paths: ChunkPaths,
@@ -87,20 +100,8 @@ def encode_chunk(
     makes the chunk the finished output (see `chunk_argv`)."""
     used = sorted({seg.source for seg in spec.segments if seg.source is not None})
     for n in used:
-        ref = spec.sources[n]
-        target = paths.source(spec, n)
-        if local is not None and ref.key in local:
-            sources.link_or_copy(local[ref.key], target)
-            continue
-        sources.fetch_s3(
-            s3,
-            ref.bucket,
-            ref.key,
-            target,
-            max_bytes=max(ref.size_bytes, 1),
-            where=f"chunk {spec.index} source {n}",
-            etag=ref.etag,
-        )
+        place_source(spec.sources[n], paths.source(spec, n), s3=s3, local=local or {},
+                     where=f"chunk {spec.index} source {n}")  # fmt: skip
     write_title_texts(spec, paths)
     argv = chunk_argv(
         spec,

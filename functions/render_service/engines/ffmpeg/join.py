@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 
 from render_service import errors, sources
 from render_service.engines.ffmpeg import audio_copy, limits
-from render_service.engines.ffmpeg.chunk import encode_chunk
+from render_service.engines.ffmpeg.chunk import encode_chunk, place_source
 from render_service.engines.ffmpeg.commands import (
     ChunkPaths,
     JoinPaths,
@@ -167,19 +167,8 @@ def _finish(
 ) -> JoinedOutput:
     """The chunks (or a remux's sources) in `paths` into the output: join, check, upload, stills."""
     if plan.soundtrack is not None:
-        ref = plan.soundtrack.source
-        if ref.key in local:
-            sources.link_or_copy(local[ref.key], paths.soundtrack(plan))
-        else:
-            sources.fetch_s3(
-                s3,
-                ref.bucket,
-                ref.key,
-                paths.soundtrack(plan),
-                max_bytes=max(ref.size_bytes, 1),
-                where="timeline.soundtrack.src",
-                etag=ref.etag,
-            )
+        place_source(plan.soundtrack.source, paths.soundtrack(plan), s3=s3, local=local,
+                     where="timeline.soundtrack.src")  # fmt: skip
     if plan.remux:
         paths.concat_list.write_text(remux_concat_list(plan, paths))
         if plan.audio_copy is not None and not _splice_audio(plan, paths, settings):
@@ -335,17 +324,6 @@ def _remux_sources(plan: RenderPlan, paths: JoinPaths, s3: S3Client, local: Mapp
         (seg,) = spec.segments
         assert seg.source is not None
         ref = spec.sources[seg.source]
-        if ref.key in local:
-            sources.link_or_copy(local[ref.key], target)
-            if adts_beside(local[ref.key]).exists():
-                sources.link_or_copy(adts_beside(local[ref.key]), paths.adts(target))
-            continue
-        sources.fetch_s3(
-            s3,
-            ref.bucket,
-            ref.key,
-            target,
-            max_bytes=max(ref.size_bytes, 1),
-            where=f"scenes[{seg.scene}].src",
-            etag=ref.etag,
-        )
+        kept = place_source(ref, target, s3=s3, local=local, where=f"scenes[{seg.scene}].src")
+        if kept and adts_beside(local[ref.key]).exists():
+            sources.link_or_copy(adts_beside(local[ref.key]), paths.adts(target))

@@ -371,10 +371,11 @@ def inspect_source(local: Path, ref: SourceRef, mine: list[SourceUse], settings:
     clips = [u for u in mine if u.kind == "clip"]
     merged = None
     if kinds == {"clip"}:
-        (start, end), *_ = cut_windows([(u.trim, u.duration) for u in clips])
+        spans = cut_windows([(u.trim, u.duration) for u in clips])
+        (start, end), *_ = spans
         merged = inspect_and_scan(
             local, settings=settings, formats=formats, max_pixels=max_pixels, start=start, duration=end - start,
-            max_packets=limits.MAX_WINDOW_PACKETS, adts=_whole_file(clips),
+            max_packets=limits.MAX_WINDOW_PACKETS, adts=_whole_file(spans),
         )  # fmt: skip
     try:
         info: Probe = (
@@ -477,9 +478,8 @@ def cut_windows(cuts: list[tuple[float, float | None]]) -> list[tuple[float, flo
     return merged
 
 
-def _whole_file(clips: list[SourceUse]) -> bool:
-    """Whether the clips' cuts are read in one listing from the file's start."""
-    spans = cut_windows([(u.trim, u.duration) for u in clips])
+def _whole_file(spans: list[tuple[float, float]]) -> bool:
+    """Whether the cuts' windows (`cut_windows`) are one listing from the file's start."""
     return len(spans) == 1 and spans[0][0] == 0
 
 
@@ -507,7 +507,7 @@ def _scan_cuts(
     time_base = Fraction(1, 1)
     first: VideoPackets | None = None
     spans = cut_windows([(u.trim, u.duration) for u in clips])
-    whole_file = _whole_file(clips)
+    whole_file = _whole_file(spans)
     for n, (start, end) in enumerate(spans):
         if n == 0 and listed is not None:
             window = listed
