@@ -804,6 +804,23 @@ class LocalCloud:
             Rule="tap-render-events", EventBusName=self.event_bus_name, Targets=[{"Id": "tap", "Arn": queue_arn}]
         )
 
+    def execution_arn(self, render_id: str) -> str:
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
+
+    def ended_execution(self, render_id: str, timeout: float = 30) -> dict[str, Any]:
+        """The render's execution once it has left RUNNING.
+
+        The render record turns terminal in a task before the execution's last states run, and
+        moto ends a stopped execution a moment after StopExecution returns, so a caller that
+        checks the execution right after the record may still see RUNNING.
+        """
+        sfn, deadline = self.client("stepfunctions"), time.monotonic() + timeout
+        while (described := sfn.describe_execution(executionArn=self.execution_arn(render_id)))["status"] == "RUNNING":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {render_id} still RUNNING after {timeout} s")
+            time.sleep(0.1)
+        return dict(described)
+
     def received_events(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
         """Drains the events tap: every event announced since the last call."""
         sqs = self.client("sqs")

@@ -191,9 +191,8 @@ def run() -> int:
             print(f"render did not complete: {render}", file=sys.stderr)
             return 1
 
-        history = cloud.client("stepfunctions").get_execution_history(
-            executionArn=cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
-        )
+        cloud.ended_execution(render_id)
+        history = cloud.client("stepfunctions").get_execution_history(executionArn=cloud.execution_arn(render_id))
         states = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
         print(f"execution {render_id}: {' -> '.join(dict.fromkeys(states))}")
         announced = [e["detail-type"] for e in cloud.received_events(wait_seconds=1)]

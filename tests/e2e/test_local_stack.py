@@ -121,10 +121,8 @@ def test_matching_whole_clips_are_remuxed_with_no_chunk_worker_and_no_poll(
     # Done at birth, never dispatched to a worker: StartRender made the output itself.
     assert {(c["status"]["S"], c["attempts"]["N"]) for c in chunks} == {("done", "0")}
     assert {c["key"]["S"] for c in chunks} == {f"renders/e2e-remux/{render_id}.mp4"}
-    sfn = cloud.client("stepfunctions")
-    history = sfn.get_execution_history(
-        executionArn=cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
-    )["events"]
+    assert cloud.ended_execution(render_id)["status"] == "SUCCEEDED"
+    history = cloud.client("stepfunctions").get_execution_history(executionArn=cloud.execution_arn(render_id))["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
     # Straight from StartRender to FinalizeRender: no wait, no poll.
     assert "PollRender" not in entered
@@ -181,8 +179,8 @@ def test_a_render_runs_end_to_end(
     assert render["output"]["durationSeconds"] == pytest.approx(2.5, abs=1 / 30)
 
     sfn = cloud.client("stepfunctions")
-    execution_arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
-    execution = sfn.describe_execution(executionArn=execution_arn)
+    execution_arn = cloud.execution_arn(render_id)
+    execution = cloud.ended_execution(render_id)
     assert (execution["name"], execution["status"]) == (render_id, "SUCCEEDED")
     entered = [
         e["stateEnteredEventDetails"]["name"]
@@ -289,12 +287,7 @@ def test_cancel_stops_a_running_render_and_refunds(
     assert quota["credits"]["balance"] == 100
     assert quota["active"]["count"] == 0
 
-    execution_arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
-    # moto's interpreter thread ends a stopped execution a moment after StopExecution returns.
-    sfn, deadline = cloud.client("stepfunctions"), time.monotonic() + 30
-    while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
+    assert cloud.ended_execution(render_id)["status"] == "ABORTED"
     time.sleep(2)  # a late poll or chunk must not move a cancelled render
     final = client.get(f"/renders/{render_id}").json()
     assert (final["status"], final["error"]["code"]) == ("cancelled", "CANCELLED")
@@ -307,7 +300,7 @@ def test_an_execution_stopped_from_the_console_still_ends_its_render(stack: tupl
     created = client.post("/renders", {"timeline": {"scenes": scenes}, "output": {"fps": 60}})
     assert created.status_code == 202, created.text
     render_id = created.json()["renderId"]
-    execution_arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
+    execution_arn = cloud.execution_arn(render_id)
     # Stop it while it renders. moto's interpreter can itself error (and end the execution FAILED,
     # not ABORTED) when StopExecution lands while it is entering the first task.
     deadline = time.monotonic() + 60

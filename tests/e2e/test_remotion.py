@@ -115,15 +115,6 @@ def refunds(cloud: LocalCloud, user: str, render_id: str) -> list[str]:
     return [i["SK"]["S"] for i in ledger if render_id in i["SK"]["S"] and "refund" in i["SK"]["S"]]
 
 
-def wait_for_execution_end(cloud: LocalCloud, render_id: str) -> str:
-    sfn = cloud.client("stepfunctions")
-    arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
-    deadline = time.monotonic() + 30
-    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return str(sfn.describe_execution(executionArn=arn)["status"])
-
-
 # --- renders that complete ------------------------------------------------------------------
 
 
@@ -147,7 +138,7 @@ def test_a_text_animation_clip_completes_and_probes_as_asked(stack: Stack, tmp_p
     assert requests.get(render["output"]["posterUrl"], timeout=30).status_code == 200
     events = {e["detail-type"] for e in cloud.received_events(wait_seconds=1) if e["detail"]["renderId"] == render_id}
     assert {"Render Started", "Render Succeeded"} <= events
-    assert wait_for_execution_end(cloud, render_id) == "SUCCEEDED"
+    assert cloud.ended_execution(render_id)["status"] == "SUCCEEDED"
     # The private output at Remotion was copied, not moved there by anyone else.
     state = remotion_state(cloud, render_id)
     assert state["out_bucket"] == cloud.remotion_bucket
@@ -214,7 +205,7 @@ def test_cancel_asks_remotion_to_stop_and_ends_cancelled_with_one_refund(stack: 
     cancelled = client.post(f"/renders/{render_id}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
-    assert wait_for_execution_end(cloud, render_id) == "ABORTED"
+    assert cloud.ended_execution(render_id)["status"] == "ABORTED"
     remotion_id = remotion_state(cloud, render_id)["render_id"]
     assert cloud.client("s3").head_object(Bucket=cloud.remotion_bucket, Key=f"renders/{remotion_id}/cancel.json")
     deadline = time.monotonic() + 30  # the stand-in sees the request on its next look
@@ -239,7 +230,7 @@ def test_a_fatal_error_at_remotion_fails_the_render_with_its_message(stack: Stac
     assert render["error"]["code"] == "REMOTION_FAILED"
     assert "No composition with the ID NoSuchComposition found" in render["error"]["message"]
     assert "Traceback" not in render["error"]["message"]  # Remotion's stack is for the logs only
-    assert wait_for_execution_end(cloud, render_id) == "FAILED"
+    assert cloud.ended_execution(render_id)["status"] == "FAILED"
     assert client.get("/quota")["credits"]["balance"] == 100
     assert len(refunds(cloud, user, render_id)) == 1
 

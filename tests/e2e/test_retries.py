@@ -114,13 +114,10 @@ def _flaky_source(monkeypatch: pytest.MonkeyPatch, src: str, failures: int) -> l
 
 
 def _execution(cloud: LocalCloud, render_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    sfn = cloud.client("stepfunctions")
-    arn = cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{render_id}"
-    deadline = time.monotonic() + 30
-    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the execution did not end"
-        time.sleep(0.2)
-    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    described = cloud.ended_execution(render_id)
+    history = cloud.client("stepfunctions").get_execution_history(
+        executionArn=cloud.execution_arn(render_id), maxResults=1000
+    )["events"]
     return described, history
 
 
