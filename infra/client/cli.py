@@ -163,7 +163,7 @@ def submit(
     created = run(state.api.submit, body, idempotency_key)
     render_id = created["renderId"]
     err.print(f"render {render_id} {created['status']}, {created['cost']} credits reserved")
-    out.print(render_id)
+    out.print(render_id, soft_wrap=True)
     if wait or out_file is not None:
         _wait_and_download(render_id, out_file, interval)
 
@@ -234,7 +234,8 @@ def _wait_and_download(render_id: str, out_file: Path | None, interval: float) -
     target = out_file or Path(f"{render_id}.mp4")
     _download(output["url"], target)
     err.print(f"{output.get('durationSeconds', 0):.2f} s, {output.get('width')}x{output.get('height')}")
-    out.print(str(target))
+    # One line, as it is: scripts read it, and a long path must not wrap or lose [brackets] to markup.
+    out.print(str(target), soft_wrap=True, markup=False)
 
 
 def _download(url: str, target: Path) -> None:

@@ -304,7 +304,7 @@ class RenderFunctions(Construct):
             "StartRender",
             FunctionSpec(
                 handler=f"{handlers}.workflow.start_render",
-                description="Workflow: plan chunks and dispatch chunk workers, or render a remux or a single chunk",
+                description="Workflow: plan, dispatch chunks, encode the audio track; or render a remux or one chunk",
                 memory_mib=3008,
                 # Sources are fetched within 210 s (prepare.py); an inline render then uploads the output.
                 timeout=Duration.minutes(15),

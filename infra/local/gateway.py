@@ -142,7 +142,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         context = LambdaContext("Api", "arn:aws:lambda:us-east-1:123456789012:function:Api", 512, 29)
         try:
-            response = self.server.api_handler(event, context)
+            # One request at a time, as in one Lambda execution environment: the Powertools
+            # resolver keeps the request it is answering (current_event, context) on itself, so two
+            # threads in it at once would answer with each other's route and claims.
+            with self.server.handler_lock:
+                response = self.server.api_handler(event, context)
         except Exception:
             log.exception("the API handler raised")
             self._reply(
@@ -254,6 +258,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
     api_handler: Handler
+    handler_lock: threading.Lock
     static_dir: Path | None
     admin_users: frozenset[str]
 
@@ -269,6 +274,7 @@ class Gateway:
     ) -> None:
         self._server = _Server((host, port), _RequestHandler)
         self._server.api_handler = api_handler
+        self._server.handler_lock = threading.Lock()
         self._server.static_dir = static_dir
         self._server.admin_users = admin_users
         self._thread: threading.Thread | None = None

@@ -96,7 +96,8 @@ def test_upload_submit_wait_download_then_the_history(running_stack: Stack, make
     assert json.loads(estimated.stdout)["credits"] >= 1
 
     before = json.loads(render(gateway, user, "quota", "--json").stdout)["credits"]["balance"]
-    out = tmp_path / "video.mp4"
+    # Longer than a terminal line, with what rich would read as markup: stdout must still carry it whole.
+    out = tmp_path / ("a-long-name-" * 8 + "[final].mp4")
     submitted = render(
         gateway, user, "submit", str(timeline), "--resolution", "720p", "--subject", "movie:cli-1",
         "--out", str(out), "--interval", "0.3",

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from infra.local.gateway import claims_from, to_event
+import pytest
+import requests
+
+from infra.local.gateway import Gateway, claims_from, to_event
 
 
 @pytest.mark.parametrize(
@@ -35,3 +41,29 @@ def test_requests_become_rest_proxy_events() -> None:
     anonymous = to_event("POST", "/renders", {}, b'{"a": 1}', "127.0.0.1")
     assert anonymous["requestContext"]["authorizer"] is None
     assert anonymous["body"] == '{"a": 1}'
+
+
+def test_the_handler_answers_one_request_at_a_time_like_one_execution_environment() -> None:
+    # The Powertools resolver keeps the request it answers on itself; two at once would mix them up.
+    inside, most = 0, 0
+    lock = threading.Lock()
+
+    def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.02)
+        with lock:
+            inside -= 1
+        return {"statusCode": 200, "body": event["path"]}
+
+    gateway = Gateway(handler)
+    gateway.start()
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            bodies = list(pool.map(lambda n: requests.get(f"{gateway.url}/r/{n}", timeout=10).text, range(16)))
+    finally:
+        gateway.stop()
+    assert bodies == [f"/r/{n}" for n in range(16)]
+    assert most == 1

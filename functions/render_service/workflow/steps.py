@@ -123,19 +123,38 @@ class Steps:
             if prepared.plan.inline:
                 return self._render_inline(job, prepared, s3)
             plan = _for_attempt(prepared.stage(s3, self.settings.bucket_name), job.attempts)
-        self._put_plan(plan)
-        self.renders.put_chunks(_chunk_items(plan))
-        fresh = [c for c in self.renders.list_chunks(render_id, render_attempt=job.attempts) if c.attempts == 0]
-        # A few at once: each is a conditional write and an async invoke, 40 of them for 10 minutes.
-        with ThreadPoolExecutor(max_workers=_DISPATCH_THREADS, thread_name_prefix="dispatch") as pool:
-            list(pool.map(lambda chunk: self._dispatch(chunk, attempt=1), fresh))
-        self.renders.record_progress(render_id, _RENDER_START, Phase.rendering)
+            self._put_plan(plan)
+            self.renders.put_chunks(_chunk_items(plan))
+            fresh = [c for c in self.renders.list_chunks(render_id, render_attempt=job.attempts) if c.attempts == 0]
+            # A few at once: each is a conditional write and an async invoke, 40 of them for 10 minutes.
+            with ThreadPoolExecutor(max_workers=_DISPATCH_THREADS, thread_name_prefix="dispatch") as pool:
+                list(pool.map(lambda chunk: self._dispatch(chunk, attempt=1), fresh))
+            self.renders.record_progress(render_id, _RENDER_START, Phase.rendering)
+            if plan.audio is not None:
+                self._encode_audio_track(plan, prepared, s3)
         logger.info(
             "render planned",
             extra={"render_id": render_id, "chunks": len(plan.chunks), "attempt": job.attempts, "safe": job.safe_mode},
         )
         wait = first_wait(plan, self.settings.poll_interval_seconds)
         return ProgressResult(status="rendering", progress=_RENDER_START, waitSeconds=wait)
+
+    def _encode_audio_track(self, plan: engine.RenderPlan, prepared: engine.Prepared, s3: S3Client) -> None:
+        """While the chunks render, from the sources still on disk; FinalizeRender runs only after
+        this step returns, so the join always finds the track."""
+        try:
+            engine.encode_audio_track(
+                plan,
+                prepared.local,
+                s3=s3,
+                bucket=self.settings.bucket_name,
+                settings=self.settings,
+                cancelled=render_ended(self.renders, plan.render_id),
+            )
+        except errors.RenderCancelled:
+            # The render has its ending, and its execution is being stopped: the step has nothing
+            # left to do, and failing it would only race that stop (the chunks drop their work too).
+            logger.info("render ended while its audio track was encoded", extra={"render_id": plan.render_id})
 
     def _put_plan(self, plan: engine.RenderPlan, output: OutputObject | None = None) -> None:
         attempt = plan.chunks[0].render_attempt
@@ -323,7 +342,9 @@ def _attempt_request(job: RenderJob, request: RenderRequest) -> RenderRequest:
 
 
 def _for_attempt(plan: engine.RenderPlan, attempt: int) -> engine.RenderPlan:
-    return plan.model_copy(update={"chunks": [c.model_copy(update={"render_attempt": attempt}) for c in plan.chunks]})
+    chunks = [c.model_copy(update={"render_attempt": attempt}) for c in plan.chunks]
+    audio = plan.audio and plan.audio.model_copy(update={"render_attempt": attempt})
+    return plan.model_copy(update={"chunks": chunks, "audio": audio})
 
 
 def _chunk_items(plan: engine.RenderPlan, made: str | None = None) -> list[Chunk]:

@@ -25,6 +25,7 @@ from render_service.engines.ffmpeg import (
     JoinedOutput,
     RenderPlan,
     StillKeys,
+    encode_audio_track,
     join_chunks,
     plan_render,
     render_chunk,
@@ -169,6 +170,8 @@ def render(s3: Any, settings: Settings, tmp_path: Path) -> Callable[..., Rendere
             keys = [spec.sources[0].key for spec in plan.chunks]
         else:
             keys = _render_chunks(plan, s3, settings, progress)
+        if plan.audio is not None:  # as StartRender does, beside the chunks
+            encode_audio_track(plan, {}, s3=s3, bucket=SERVICE_BUCKET, settings=settings)
         dest = f"renders/u/{render_id}.mp4"
         info = join_chunks(plan, keys, dest, s3=s3, bucket=SERVICE_BUCKET, settings=settings, stills=stills)
         local = tmp_path / f"{render_id}.mp4"

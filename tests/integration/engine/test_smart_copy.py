@@ -44,7 +44,9 @@ def test_matching_clips_plan_no_encode_and_render_correctly(
 
     assert [c.mode for c in result.plan.chunks] == ["copy", "copy", "copy"]
     assert "libx264" not in _all_args(commands)
-    assert all("-c:v copy" in " ".join(argv) for argv in commands)
+    *chunks, audio, join = commands
+    assert all("-c:v copy" in " ".join(argv) for argv in [*chunks, join])
+    assert "-c:v" not in audio  # the sound alone, its inputs' pictures never decoded (-vn)
     assert decoded.frames == result.plan.total_frames == 120
     assert abs(decoded.audio_seconds - decoded.video_seconds) <= 1 / 30
     assert (decoded.width, decoded.height, decoded.video_codec, decoded.pix_fmt) == (1280, 720, "h264", "yuv420p")

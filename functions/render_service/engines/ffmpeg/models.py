@@ -93,6 +93,7 @@ class ChunkSpec(EngineModel):
     encoding: Encoding
     segments: list[Segment]
     sources: list[SourceRef]
+    video_only: bool = Field(False, description="No audio: the plan's audio track is encoded apart (RenderPlan.audio).")
 
 
 class AudioPiece(EngineModel):
@@ -131,6 +132,11 @@ class RenderPlan(EngineModel):
     )
     audio_copy: list[AudioPiece] | None = Field(
         None, description="A remux whose clips share one AAC format: the packets copied from each (audio_copy.py)."
+    )
+    audio: ChunkSpec | None = Field(
+        None,
+        description="The whole timeline as one piece, for its sound only: StartRender encodes it to AAC once, "
+        "while the video-only chunks render, and the join copies it (audio_track.py).",
     )
 
     @property

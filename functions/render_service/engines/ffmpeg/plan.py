@@ -139,6 +139,12 @@ def build_plan(
     windows = _windows(scenes, round(chunk_seconds * fps), total)
     ctx = _Context(render_id, request, sources, scenes, fps, width, height, encoding)
     chunks = [_chunk(ctx, n, a, b) for n, (a, b) in enumerate(windows)]
+    sound = None
+    if not remux and len(chunks) > 1:
+        # Encoded once beside the chunks rather than at the join, where nothing else runs: the
+        # whole timeline decoded in one pass, so a scene's sound never restarts at a chunk edge.
+        sound = _chunk(ctx, len(chunks), 0, total).model_copy(update={"mode": "encode"})
+        chunks = [c.model_copy(update={"video_only": True}) for c in chunks]
     soundtrack = None
     if request.timeline.soundtrack is not None:
         st = request.timeline.soundtrack
@@ -163,6 +169,7 @@ def build_plan(
         staged_keys=staged_keys or [],
         remux=remux,
         audio_copy=audio,
+        audio=sound,
     )
 
 

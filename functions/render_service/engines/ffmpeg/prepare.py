@@ -123,8 +123,16 @@ class Prepared:
         soundtrack = plan.soundtrack
         if soundtrack is not None:
             soundtrack = soundtrack.model_copy(update={"source": pin(soundtrack.source)})
+        audio = plan.audio
+        if audio is not None:
+            audio = audio.model_copy(update={"sources": [pin(r) for r in audio.sources]})
         self.plan = plan.model_copy(
-            update={"chunks": chunks, "soundtrack": soundtrack, "staged_keys": [s.key for s in self.stages]}
+            update={
+                "chunks": chunks,
+                "soundtrack": soundtrack,
+                "audio": audio,
+                "staged_keys": [s.key for s in self.stages],
+            }
         )
         return self.plan
 
