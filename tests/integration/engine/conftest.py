@@ -281,16 +281,21 @@ def frame_spread(path: Path, index: int) -> float:
     return float(max(max(p[c] for p in pixels) - min(p[c] for p in pixels) for c in range(3)))
 
 
-def audio_rms(path: Path, start: float, end: float) -> float:
-    """RMS of the first channel between two times (decoded as float samples)."""
+def mono_samples(path: Path) -> tuple[list[float], int]:
+    """The first audio stream decoded to mono float samples, and its sample rate."""
     values: list[float] = []
     with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate
+        rate = container.streams.audio[0].codec_context.sample_rate
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
         for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
                 values.extend(array("f", bytes(out.planes[0]))[: out.samples])
+    return values, rate
+
+
+def audio_rms(path: Path, start: float, end: float) -> float:
+    """RMS of the first channel between two times (decoded as float samples)."""
+    values, rate = mono_samples(path)
     window = values[int(start * rate) : int(end * rate)]
     return (sum(v * v for v in window) / max(len(window), 1)) ** 0.5
 
@@ -305,5 +310,6 @@ def media_check() -> Any:
         frame_means = staticmethod(frame_means)
         frame_spread = staticmethod(frame_spread)
         audio_rms = staticmethod(audio_rms)
+        mono_samples = staticmethod(mono_samples)
 
     return Check

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
 import av
@@ -90,7 +89,7 @@ def test_chunked_render_equals_single_pass(render: Any, rgb_sequence: str, media
     for chunk in chunked.plan.chunks[1:]:
         at = chunk.start_frame / 25
         assert media_check.audio_rms(chunked.path, at - 0.01, at + 0.01) == pytest.approx(steady, rel=0.15), at
-    x, y = _samples(chunked.path), _samples(single.path)
+    (x, _), (y, _) = media_check.mono_samples(chunked.path), media_check.mono_samples(single.path)
     assert len(x) == len(y)
     # Two AAC encodes of the same samples differ a little (-40 dB here), and least when aligned.
     peak = max(abs(v) for v in y)
@@ -106,17 +105,6 @@ def test_chunked_render_equals_single_pass(render: Any, rgb_sequence: str, media
 def _mean_difference(x: list[float], y: list[float], lag: int) -> float:
     pairs = list(zip(x[max(lag, 0) :], y[max(-lag, 0) :], strict=False))  # the overlap
     return sum(abs(p - q) for p, q in pairs) / len(pairs)
-
-
-def _samples(path: Any) -> list[float]:
-    """The first channel, decoded."""
-    values: list[float] = []
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=48000)
-        for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
-                values.extend(array("f", bytes(out.planes[0]))[: out.samples])
-    return values
 
 
 def test_every_chunk_has_exact_frames_samples_and_the_same_parameter_sets(

@@ -180,22 +180,14 @@ def _beeping_clip(path: Any, *, seconds: float, beep_at: float, size: str = "128
     return path
 
 
-def _onsets(path: Any, threshold: float = 0.2) -> list[float]:
-    """Where each beep starts in the decoded audio (seconds): the first loud sample after a quiet spell."""
-    from array import array
-
-    import av
-
-    values: list[float] = []
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=48000)
-        for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
-                values.extend(array("f", bytes(out.planes[0]))[: out.samples])
+def _onsets(decoded: tuple[list[float], int], threshold: float = 0.2) -> list[float]:
+    """Where each beep starts in the decoded audio (`media_check.mono_samples`, in seconds): the first
+    loud sample after a quiet spell."""
+    values, rate = decoded
     onsets: list[float] = []
     last = -1.0
     for i, v in enumerate(values):
-        t = i / 48000
+        t = i / rate
         if abs(v) > threshold:
             if t - last > 0.3:
                 onsets.append(t)
@@ -229,7 +221,7 @@ def test_whole_matching_clips_are_remuxed_with_their_audio_copied_in_sync(
     assert _decoder_errors(result.path) == ""
     assert _first_times(result.path) == (0.0, 0.0)  # picture and sound both start at zero
     assert abs(decoded.audio_seconds - decoded.video_seconds) <= 1 / 30
-    onsets = _onsets(result.path)
+    onsets = _onsets(media_check.mono_samples(result.path))
     assert len(onsets) == 6
     # Each clip's beep where it is in its clip, within the stated tolerance (half an AAC packet),
     # at exactly the offset the splice chose: errors do not add up across boundaries.
@@ -240,7 +232,7 @@ def test_whole_matching_clips_are_remuxed_with_their_audio_copied_in_sync(
 
 
 def test_clips_in_other_audio_formats_are_remuxed_with_their_audio_encoded_sample_exactly(
-    s3: Any, settings: Any, upload: Any, tmp_path: Any, render: Any
+    s3: Any, settings: Any, media_check: Any, upload: Any, tmp_path: Any, render: Any
 ) -> None:
     srcs = [
         upload(_beeping_clip(tmp_path / f"mixed{i}.mp4", seconds=1.5, beep_at=0.5, rate=rate), key=f"mixed{i}.mp4")
@@ -254,7 +246,7 @@ def test_clips_in_other_audio_formats_are_remuxed_with_their_audio_encoded_sampl
     assert result.plan.audio_copy is None
     assert "aac -b:a" in " ".join(planned_commands(result.plan, settings)[-1])
     assert _first_times(result.path) == (0.0, 0.0)
-    onsets = _onsets(result.path)
+    onsets = _onsets(media_check.mono_samples(result.path))
     assert len(onsets) == 4
     for k, onset in enumerate(onsets):
         assert abs(onset - (1.5 * k + 0.5)) <= 0.005, (k, onsets)
