@@ -20,7 +20,7 @@ from render_service import storage
 from render_service.engines.ffmpeg import limits
 from render_service.engines.ffmpeg.chunk import place_source
 from render_service.engines.ffmpeg.commands import audio_track_argv
-from render_service.engines.ffmpeg.models import RenderPlan, SourceRef
+from render_service.engines.ffmpeg.models import RenderPlan
 from render_service.engines.ffmpeg.runner import run_ffmpeg
 from render_service.settings import Settings
 
@@ -56,10 +56,6 @@ def encode_audio_track(
     root.mkdir(parents=True)
     try:
         placed: dict[str, Path] = {}
-
-        def source(ref: SourceRef) -> Path:
-            return placed[ref.key]
-
         sounding = {
             seg.source
             for seg in spec.segments
@@ -76,7 +72,7 @@ def encode_audio_track(
         out = root / "audio.m4a"
         timeout = audio_timeout(plan)
         run_ffmpeg(
-            audio_track_argv(plan, source, soundtrack, out, ffmpeg=settings.ffmpeg),
+            audio_track_argv(plan, placed, soundtrack, out, ffmpeg=settings.ffmpeg),
             timeout=timeout,
             budget=limits.budget(settings, timeout=timeout),
             cancelled=cancelled,

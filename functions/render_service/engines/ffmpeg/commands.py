@@ -26,12 +26,12 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from render_service.engines.ffmpeg import titles
-from render_service.engines.ffmpeg.models import SAMPLE_RATE, ChunkSpec, Encoding, RenderPlan, Segment, SourceRef
+from render_service.engines.ffmpeg.models import SAMPLE_RATE, ChunkSpec, Encoding, RenderPlan, Segment
 from render_service.fonts import FontFamily
 from render_service.models.timeline import Fit, Quality
 from render_service.settings import Settings
@@ -662,10 +662,11 @@ def join_argv(plan: RenderPlan, paths: JoinPaths, *, ffmpeg: str) -> list[str]:
 
 
 def audio_track_argv(
-    plan: RenderPlan, source: Callable[[SourceRef], Path], soundtrack: Path | None, out: Path, *, ffmpeg: str
+    plan: RenderPlan, sources: Mapping[str, Path], soundtrack: Path | None, out: Path, *, ffmpeg: str
 ) -> list[str]:
     """`plan.audio` (the whole timeline, for its sound) in one ffmpeg: each sounding clip's audio
-    decoded from its trim, silence elsewhere, crossfades, the soundtrack mixed in, AAC in MP4."""
+    decoded from its trim (`sources`: the local files, by key), silence elsewhere, crossfades, the
+    soundtrack mixed in, AAC in MP4."""
     spec = plan.audio
     assert spec is not None
     argv = _base(ffmpeg, progress=False)
@@ -679,7 +680,7 @@ def audio_track_argv(
             read = (seg.preroll_frames + seg.frames) / spec.fps + READ_MARGIN_SECONDS
             # -vn on the input: its pictures are never decoded.
             argv += ["-ss", f"{seg.start_seconds:.6f}", "-t", f"{read:.6f}", "-vn"]
-            argv += safe_input(source(ref), ref.demuxer, VIDEO_FORMATS)
+            argv += safe_input(sources[ref.key], ref.demuxer, VIDEO_FORMATS)
             input_index, inputs = inputs, inputs + 1
         graph.append(_segment_audio(spec, k, seg, input_index=input_index))
     graph += [c.replace("[aout]", "[timeline]") for c in _join_segments(spec, video=False)]
@@ -697,8 +698,9 @@ def _final_audio(plan: RenderPlan, clips: str, next_input: int, soundtrack: Path
     length, with the soundtrack (input `next_input`, when there is one) mixed in."""
     total = plan.total_samples
     graph = [f"{clips}{_AUDIO_NORM},apad,atrim=end_sample={total}[clips]"]
-    if plan.soundtrack is None or soundtrack is None:
+    if plan.soundtrack is None:
         return [], [graph[0].replace("[clips]", "[aout]")]
+    assert soundtrack is not None, "a plan with a soundtrack needs its file"
     st = plan.soundtrack
     # Loop the soundtrack as often as the video needs (atrim cuts it to length), never
     # forever: an input with no samples would loop at full CPU until the timeout.
@@ -811,8 +813,6 @@ def planned_commands(plan: RenderPlan, settings: Settings) -> list[list[str]]:
         soundtrack = join.soundtrack(plan) if plan.soundtrack else None
         staged = ChunkPaths.for_chunk(settings.work_dir, plan.audio)
         sources = {ref.key: staged.source(plan.audio, n) for n, ref in enumerate(plan.audio.sources)}
-        argvs.append(
-            audio_track_argv(plan, lambda ref: sources[ref.key], soundtrack, join.audio_track, ffmpeg=settings.ffmpeg)
-        )
+        argvs.append(audio_track_argv(plan, sources, soundtrack, join.audio_track, ffmpeg=settings.ffmpeg))
     argvs.append(join_argv(plan, join, ffmpeg=settings.ffmpeg))
     return argvs
