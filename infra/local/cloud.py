@@ -52,6 +52,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 
+from infra.local import fastpaths
 from infra.local.iam import LeadingKeyGuard
 from infra.local.lifecycle import ExpirationRule, LocalLifecycle
 from infra.local.template import ACCOUNT, REGION, Template
@@ -245,6 +246,7 @@ def patch_moto() -> None:
     """Idempotent: the first call installs the bridge and the lock."""
     if LambdaBackend.invoke is _invoke:
         return
+    fastpaths.install()
     LambdaBackend.invoke = _invoke  # type: ignore[method-assign]
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign]
     DynamoHandler.call_action = _serialized_dynamodb(DynamoHandler.call_action)  # type: ignore[method-assign]
