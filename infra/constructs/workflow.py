@@ -27,7 +27,8 @@ REMOTION_UNAVAILABLE = "RemotionUnavailable"
 
 
 class RenderWorkflow(Construct):
-    """AcquireSlot -> StartRender -> (Wait -> PollRender)* -> FinalizeRender -> CompleteRender.
+    """AcquireSlot -> StartRender -> (Wait -> PollRender)* -> FinalizeRender -> CompleteRender;
+    a render StartRender makes whole (a remux, one chunk) goes from StartRender to CompleteRender.
 
     Any error -> RecordFailure, which either schedules a whole-render retry (Wait before retry ->
     AcquireSlot, the slot still held) or ends the render failed: the Fail state then shows the
@@ -61,7 +62,7 @@ class RenderWorkflow(Construct):
         start = self._invoke("StartRender", start_render, "$.progress")
         poll = self._invoke("PollRender", poll_render, "$.progress")
         finalize = self._invoke("FinalizeRender", finalize_render, "$.output")
-        # Its payload is the whole state, FinalizeRender's `$.output` included.
+        # Its payload is the whole state: FinalizeRender's `$.output`, or StartRender's `$.progress.output`.
         complete = self._invoke("CompleteRender", complete_render, sfn.JsonPath.DISCARD)
         record = self._invoke("RecordFailure", record_failure, "$.failure")
 
@@ -77,6 +78,7 @@ class RenderWorkflow(Construct):
         )
         render_done = (
             sfn.Choice(self, "Render done?")
+            .when(sfn.Condition.string_equals("$.progress.status", "made"), complete)
             .when(sfn.Condition.string_equals("$.progress.status", "done"), finalize)
             .otherwise(wait_for_progress)
         )
@@ -113,7 +115,7 @@ class RenderWorkflow(Construct):
 
         wait_for_slot.next(acquire)
         wait_for_retry.next(acquire)
-        # A render StartRender made whole (a remux, one chunk) goes straight on to FinalizeRender.
+        # A render StartRender made whole (a remux, one chunk) goes straight on to CompleteRender.
         start.next(render_done)
         wait_for_progress.next(poll)
         poll.next(render_done)

@@ -124,16 +124,26 @@ def test_matching_whole_clips_are_remuxed_with_no_chunk_worker_and_no_poll(
     assert cloud.ended_execution(render_id)["status"] == "SUCCEEDED"
     history = cloud.client("stepfunctions").get_execution_history(executionArn=cloud.execution_arn(render_id))["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-    # Straight from StartRender to FinalizeRender: no wait, no poll.
+    # Straight from StartRender to CompleteRender: no wait, no poll, no join.
     assert "PollRender" not in entered
     assert "Wait for progress" not in entered
-    assert entered[entered.index("StartRender") :][:3] == ["StartRender", "Render done?", "FinalizeRender"]
+    assert "FinalizeRender" not in entered
+    assert entered[entered.index("StartRender") :] == [
+        "StartRender",
+        "Render done?",
+        "CompleteRender",
+        "Render succeeded",
+    ]
     started = next(
         json.loads(e["stateExitedEventDetails"]["output"])
         for e in history
         if e.get("stateExitedEventDetails", {}).get("name") == "StartRender"
     )
     assert started["progress"]["waitSeconds"] == 0
+    assert (started["progress"]["status"], started["progress"]["output"]["key"]) == (
+        "made",
+        f"renders/e2e-remux/{render_id}.mp4",
+    )
 
 
 def test_health_and_auth_over_http(stack: tuple[LocalCloud, Gateway]) -> None:
@@ -188,7 +198,9 @@ def test_a_render_runs_end_to_end(
         if "stateEnteredEventDetails" in e
     ]
     assert entered[:3] == ["AcquireSlot", "Slot free?", "StartRender"]
-    assert entered[-3:] == ["FinalizeRender", "CompleteRender", "Render succeeded"]
+    assert entered[-2:] == ["CompleteRender", "Render succeeded"]
+    # Joined renders are polled; one StartRender made whole (`made`) is neither polled nor joined.
+    assert ("FinalizeRender" in entered) == ("PollRender" in entered)
 
     events = {
         e["detail-type"]: e["detail"]

@@ -554,7 +554,8 @@ def test_workflow_states_and_paths_match_the_lambda_contract(template: Template)
         "Next": "PollRender",
     }
     assert states["Render done?"]["Choices"] == [
-        {"Variable": "$.progress.status", "StringEquals": "done", "Next": "FinalizeRender"}
+        {"Variable": "$.progress.status", "StringEquals": "made", "Next": "CompleteRender"},
+        {"Variable": "$.progress.status", "StringEquals": "done", "Next": "FinalizeRender"},
     ]
     assert states["Render done?"]["Default"] == "Wait for progress"
     not_ready = {"ErrorEquals": ["RenderNotReady"], "IntervalSeconds": 2, "MaxAttempts": 5, "BackoffRate": 1.5}

@@ -172,9 +172,11 @@ def test_a_single_chunk_is_rendered_inline_with_no_worker_and_no_poll_wait(
     step.accounting.acquire_slot(job)
 
     started = step.start_render(job.render_id)
+    # What a FinalizeRender of an execution started before StartRender named its output finds.
     output = step.finalize_render(job.render_id)
 
-    assert (started.status, started.waitSeconds) == ("done", 0)
+    assert (started.status, started.waitSeconds) == ("made", 0)
+    assert started.output == output, "StartRender names the output it made, for CompleteRender"
     assert recorder.dispatched == []
     assert output.key == f"renders/alice/{job.render_id}.mp4"
     assert output.durationSeconds == pytest.approx(seconds, abs=0.05)

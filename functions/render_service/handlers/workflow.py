@@ -40,11 +40,15 @@ class Ended(StepModel):
 
 
 def _complete(event: StepInput) -> Ended:
-    if event.output is None:
-        raise ValueError("CompleteRender needs $.output from FinalizeRender")
-    status = steps().complete_render(event.renderId, event.output)
+    # This attempt's output: StartRender's when it made the whole render, else FinalizeRender's
+    # (a `$.output` left by an earlier attempt is older than a `made` progress).
+    progress = event.progress
+    output = progress.output if progress is not None and progress.status == "made" else event.output
+    if output is None:
+        raise ValueError("CompleteRender needs $.output from FinalizeRender, or StartRender's made output")
+    status = steps().complete_render(event.renderId, output)
     metrics.add_metric(name="RendersSucceeded", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="RenderedSeconds", unit=MetricUnit.Seconds, value=event.output.durationSeconds)
+    metrics.add_metric(name="RenderedSeconds", unit=MetricUnit.Seconds, value=output.durationSeconds)
     return Ended(status=status.value)
 
 

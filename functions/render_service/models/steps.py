@@ -28,14 +28,6 @@ class SlotResult(StepModel):
     waitSeconds: int
 
 
-class ProgressResult(StepModel):
-    """StartRender and PollRender, at `$.progress`."""
-
-    status: Literal["rendering", "done"]
-    progress: int = Field(ge=0, le=100)
-    waitSeconds: int = Field(ge=0, description="0: poll at once (nothing is left to render).")
-
-
 class OutputResult(StepModel):
     """FinalizeRender, at `$.output`: the finished object, for CompleteRender."""
 
@@ -46,6 +38,22 @@ class OutputResult(StepModel):
     height: int | None = None
     posterKey: str | None = None
     thumbnailKey: str | None = None
+
+
+class ProgressResult(StepModel):
+    """StartRender and PollRender, at `$.progress`."""
+
+    status: Literal["rendering", "done", "made"] = Field(
+        description="done: every chunk is made, FinalizeRender joins them. made: StartRender made the "
+        "whole output itself (a remux, one chunk), named in `output`, and CompleteRender comes next."
+    )
+    progress: int = Field(ge=0, le=100)
+    waitSeconds: int = Field(ge=0, description="0: poll at once (nothing is left to render).")
+    output: OutputResult | None = None
+
+    def result(self) -> dict[str, Any]:
+        # Only a made render names its output: the console's state shows no `output: null` per poll.
+        return self.model_dump(mode="json", exclude={"output"} if self.output is None else None)
 
 
 class CatchError(StepModel):

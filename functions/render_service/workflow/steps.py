@@ -175,8 +175,10 @@ class Steps:
 
     def _render_inline(self, job: RenderJob, prepared: engine.Prepared, s3: S3Client) -> ProgressResult:
         """A remux or a single chunk, rendered here from the sources planning just fetched: no chunk
-        worker, no S3 round trip but the output's, and no poll wait. FinalizeRender then finds the
-        output made (`storage.inline_output_key`)."""
+        worker, no S3 round trip but the output's, no poll wait, and no FinalizeRender: the result
+        names the output, and the state machine goes straight on to CompleteRender. The plan, the
+        output (`storage.inline_output_key`) and done chunks are stored too, so a FinalizeRender
+        still finds it all (an execution of an older definition, started before a deploy)."""
         render_id = job.render_id
         plan = _for_attempt(prepared.plan, job.attempts)
         last = [time.monotonic()]
@@ -210,7 +212,7 @@ class Steps:
             extra={"render_id": render_id, "remux": plan.remux, "audio_copied": plan.audio_copy is not None,
                    "scenes": len(plan.chunks), "bytes": info.size_bytes},
         )  # fmt: skip
-        return ProgressResult(status="done", progress=_RENDER_END, waitSeconds=0)
+        return ProgressResult(status="made", progress=_RENDER_END, waitSeconds=0, output=_output_result(output))
 
     def _dispatch(self, chunk: Chunk, attempt: int) -> None:
         # Conditional on the status this step saw: a worker that claimed it meanwhile keeps it.
